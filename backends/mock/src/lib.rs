@@ -1,0 +1,1 @@
+//! ollmlx-mock: a scripted, deterministic backend for tests.

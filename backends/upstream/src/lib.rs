@@ -1,0 +1,1 @@
+//! ollmlx-upstream: proxy backends (upstream Ollama, OpenAI-compatible servers).

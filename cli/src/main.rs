@@ -1,0 +1,2 @@
+//! The `ollmlx` binary.
+fn main() {}

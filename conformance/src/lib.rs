@@ -1,0 +1,1 @@
+//! ollmlx-conformance: cassettes, replay, diff.

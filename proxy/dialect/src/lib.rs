@@ -1,0 +1,1 @@
+//! ollmlx-dialect: pure wire <-> infer translation (decode, normalize, stream, aggregate).

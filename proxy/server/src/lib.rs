@@ -1,0 +1,1 @@
+//! ollmlx-server: the HTTP front door.
