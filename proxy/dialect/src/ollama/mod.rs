@@ -1,0 +1,1 @@
+//! The Ollama native dialect (`/api/generate`, `/api/chat`, `/api/embed`, `/api/embeddings`).
