@@ -26,7 +26,9 @@ pub extern "C" fn mach_approximate_time() -> u64 {
     // and different between runs, which is all mlx-rs needs from it.
     static BASE: OnceLock<(Instant, u64)> = OnceLock::new();
     let (start, wall) = *BASE.get_or_init(|| {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
         (Instant::now(), wall)
     });
     wall.wrapping_add(start.elapsed().as_nanos() as u64)

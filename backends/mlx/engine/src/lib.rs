@@ -1,0 +1,1 @@
+//! ollmlx-engine (work in progress).

@@ -1,0 +1,154 @@
+//! ollmlx-models: model architectures over mlx-rs.
+//!
+//! Request path: `ollmlx-mlx` (Backend) → `ollmlx-engine` (engine thread) → **this crate**
+//! ([`Model::forward`] over per-layer [`KvCache`]s) → `mlx-rs` → `mlx-sys` → libmlx.
+//!
+//! Weights come from a GGUF file (read by MLX's own loader; Q4_0/Q4_1/Q8_0 stay affine-quantized
+//! with group size 32, or are dequantized at load on the CPU device) or an MLX/Hugging Face
+//! safetensors directory. Architectures are looked up in [`registry`]. Everything here must run on
+//! the engine thread that owns the MLX state.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod llama;
+pub mod nn;
+pub mod registry;
+pub mod weights;
+
+use std::path::Path;
+
+use mlx_rs::io::GgufFile;
+use mlx_rs::{Array, Dtype};
+
+pub use cache::KvCache;
+pub use config::GgufMeta;
+pub use error::{ModelError, Result};
+pub use weights::{LoadOptions, WeightFormat, Weights};
+
+/// Which positions [`Model::forward`] returns logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsMode {
+    /// Every input position (`[B, L, vocab]`).
+    All,
+    /// Only the last position (`[B, 1, vocab]`): what generation needs.
+    Last,
+}
+
+/// Facts about a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Architecture string it was loaded as.
+    pub architecture: String,
+    /// Vocabulary size (logits width).
+    pub vocab_size: i32,
+    /// Trained context length.
+    pub context_length: i32,
+    /// Transformer blocks.
+    pub num_layers: i32,
+    /// Compute dtype.
+    pub dtype: Dtype,
+}
+
+/// A causal language model.
+pub trait Model {
+    /// Facts about the model.
+    fn info(&self) -> &ModelInfo;
+    /// Fresh, empty caches (one per layer).
+    fn new_caches(&self) -> Vec<KvCache>;
+    /// Run `tokens` (`[B, L]` int32) after what `caches` already hold, appending to them; returns
+    /// logits (lazy MLX array).
+    fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array>;
+}
+
+/// A model plus what its files carry besides weights.
+pub struct Loaded {
+    /// The model.
+    pub model: Box<dyn Model>,
+    /// The GGUF container (for tokenizer metadata). It still references the raw tensors: read what
+    /// you need and drop it.
+    pub gguf: Option<GgufFile>,
+    /// `config.json` of a safetensors directory.
+    pub hf_config: Option<serde_json::Value>,
+}
+
+/// Load a model from a `.gguf` file or a safetensors directory (`config.json` + `*.safetensors`).
+pub fn load(path: &Path, opts: LoadOptions) -> Result<Loaded> {
+    if path.is_dir() {
+        load_safetensors_dir(path, opts)
+    } else {
+        load_gguf(path, opts)
+    }
+}
+
+/// Load a GGUF file.
+pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
+    let file = GgufFile::load(path)?;
+    let meta = GgufMeta::new(&file);
+    let arch = meta
+        .string("general.architecture")?
+        .ok_or_else(|| ModelError::MissingConfig("general.architecture".into()))?;
+    let family =
+        registry::family(&arch).ok_or_else(|| ModelError::UnsupportedArchitecture(arch.clone()))?;
+    let mut w = Weights::from_gguf(&file, opts)?;
+    let model: Box<dyn Model> = match family {
+        registry::Family::Llama => {
+            let cfg = config::LlamaConfig::from_gguf(&meta, &arch, w.contains("lm_head.weight"))?;
+            Box::new(llama::Llama::new(cfg, &mut w, &arch)?)
+        }
+    };
+    drop(w);
+    Ok(Loaded {
+        model,
+        gguf: Some(file),
+        hf_config: None,
+    })
+}
+
+/// Load an MLX / Hugging Face safetensors directory.
+pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::File {
+        path: cfg_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::File {
+        path: cfg_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let arch = cfg["architectures"][0]
+        .as_str()
+        .or(cfg["model_type"].as_str())
+        .ok_or_else(|| ModelError::MissingConfig("architectures".into()))?
+        .to_string();
+    let family = registry::family(&arch)
+        .or_else(|| cfg["model_type"].as_str().and_then(registry::family))
+        .ok_or_else(|| ModelError::UnsupportedArchitecture(arch.clone()))?;
+    let group = cfg["quantization"]["group_size"].as_i64().unwrap_or(64) as i32;
+    let mut w = Weights::from_safetensors_dir(dir, opts, group)?;
+    let model: Box<dyn Model> = match family {
+        registry::Family::Llama => Box::new(llama::Llama::new(
+            config::LlamaConfig::from_hf(&cfg)?,
+            &mut w,
+            &arch,
+        )?),
+    };
+    Ok(Loaded {
+        model,
+        gguf: None,
+        hf_config: Some(cfg),
+    })
+}
+
+#[cfg(test)]
+mod smoke {
+    use mlx_rs::Array;
+
+    #[test]
+    fn matmul_runs_on_the_cpu_device() {
+        let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+        let b = Array::from_slice(&[5.0f32, 6.0, 7.0, 8.0], &[2, 2]);
+        let c = a.matmul(&b).unwrap();
+        assert_eq!(c.as_slice::<f32>(), &[19.0, 22.0, 43.0, 50.0]);
+    }
+}

@@ -1,0 +1,37 @@
+//! Architecture registry: one line per architecture string (GGUF `general.architecture` or the
+//! first entry of Hugging Face `config.json` `architectures`, or its `model_type`).
+
+/// Model families this crate implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// [`crate::llama::Llama`].
+    Llama,
+}
+
+/// `(architecture string, family)`.
+pub const ARCHITECTURES: &[(&str, Family)] = &[
+    ("llama", Family::Llama),              // GGUF, HF model_type
+    ("LlamaForCausalLM", Family::Llama),   // HF
+    ("mistral", Family::Llama),            // HF model_type (no sliding window support yet)
+    ("MistralForCausalLM", Family::Llama), // HF
+];
+
+/// The family implementing `architecture`, if any.
+pub fn family(architecture: &str) -> Option<Family> {
+    ARCHITECTURES
+        .iter()
+        .find(|(a, _)| *a == architecture)
+        .map(|(_, f)| *f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_is_registered_under_gguf_and_hf_names() {
+        assert_eq!(family("llama"), Some(Family::Llama));
+        assert_eq!(family("LlamaForCausalLM"), Some(Family::Llama));
+        assert_eq!(family("gpt2"), None);
+    }
+}

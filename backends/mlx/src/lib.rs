@@ -1,0 +1,1 @@
+//! ollmlx-mlx (work in progress).
