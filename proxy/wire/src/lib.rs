@@ -6,6 +6,8 @@
 //! exactly (serde serializes in declaration order). Input is tolerant; output is exact.
 //! [`json::to_vec`] writes JSON the way Go's `encoding/json` does (HTML-escaped `<`, `>`, `&`).
 
+pub mod anthropic;
 pub mod json;
 pub mod ollama;
+pub mod openai;
 pub mod time;
