@@ -57,7 +57,7 @@ pub enum ManageRequest {
     /// `POST /api/push`.
     Push(wire::PushRequest),
     /// `POST /api/create`.
-    Create(wire::CreateRequest),
+    Create(Box<wire::CreateRequest>),
 }
 
 /// An inference backend: the MLX engine, an upstream Ollama, an OpenAI-compatible server...

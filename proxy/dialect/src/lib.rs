@@ -52,10 +52,13 @@ pub struct Decoded {
     pub codec: Box<dyn Codec>,
 }
 
+/// Encodes an embedding response body in the request's dialect.
+pub type EmbedEncoder = Box<dyn FnOnce(&EmbedResponse) -> Vec<u8> + Send>;
+
 /// A decoded embedding request and how to encode its answer.
 pub struct DecodedEmbed {
     /// The normalized request.
     pub request: EmbedRequest,
     /// Encodes the response body.
-    pub encode: Box<dyn FnOnce(&EmbedResponse) -> Vec<u8> + Send>,
+    pub encode: EmbedEncoder,
 }

@@ -1,0 +1,172 @@
+//! Backend selection by model name, and listings merged across backends.
+//!
+//! Rules from the config file come first (exact names, `name:*` or `prefix*` globs); then each
+//! backend is asked whether it has the model, in configuration order; otherwise the default
+//! backend answers (and reports "not found" in its own terms).
+
+use std::sync::Arc;
+
+use ollmlx_infer::{BackendError, DynBackend};
+use ollmlx_wire::ollama as wire;
+
+/// A routing rule: model-name pattern → backend.
+#[derive(Clone)]
+pub struct Rule {
+    /// Pattern: exact name, `name` (matches `name:latest`), or a trailing-`*` glob.
+    pub pattern: String,
+    /// Where matching models go.
+    pub backend: DynBackend,
+}
+
+/// Picks a backend per model and merges listings.
+#[derive(Clone, Default)]
+pub struct BackendRouter {
+    rules: Vec<Rule>,
+    backends: Vec<DynBackend>,
+}
+
+impl BackendRouter {
+    /// A router over `backends`; the first one is the default.
+    pub fn new(backends: Vec<DynBackend>) -> Self {
+        BackendRouter {
+            rules: Vec::new(),
+            backends,
+        }
+    }
+
+    /// Add a routing rule.
+    pub fn with_rule(mut self, pattern: impl Into<String>, backend: DynBackend) -> Self {
+        if !self.backends.iter().any(|b| Arc::ptr_eq(b, &backend)) {
+            self.backends.push(backend.clone());
+        }
+        self.rules.push(Rule {
+            pattern: pattern.into(),
+            backend,
+        });
+        self
+    }
+
+    /// All backends, default first.
+    pub fn backends(&self) -> &[DynBackend] {
+        &self.backends
+    }
+
+    /// The default backend, if any.
+    pub fn default_backend(&self) -> Option<DynBackend> {
+        self.backends.first().cloned()
+    }
+
+    /// When the only backend is a transparent proxy, every request is forwarded verbatim.
+    pub fn transparent(&self) -> Option<DynBackend> {
+        match self.backends.as_slice() {
+            [only]
+                if only.is_transparent()
+                    && self.rules.iter().all(|r| Arc::ptr_eq(&r.backend, only)) =>
+            {
+                Some(only.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The backend for `model`.
+    pub async fn route(&self, model: &str) -> Result<DynBackend, BackendError> {
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| pattern_matches(&r.pattern, model))
+        {
+            return Ok(rule.backend.clone());
+        }
+        if self.backends.len() > 1 {
+            for b in &self.backends {
+                if b.has_model(model).await.unwrap_or(false) {
+                    return Ok(b.clone());
+                }
+            }
+        }
+        self.default_backend()
+            .ok_or_else(|| BackendError::ModelNotFound {
+                model: model.to_string(),
+            })
+    }
+
+    /// `/api/tags` across backends: first backend wins on duplicate names, newest first.
+    pub async fn list_models(&self) -> Result<Vec<wire::ListModel>, BackendError> {
+        let mut out: Vec<wire::ListModel> = Vec::new();
+        let mut first_err = None;
+        for b in &self.backends {
+            match b.list_models().await {
+                Ok(list) => {
+                    for m in list {
+                        if !out.iter().any(|x| x.name == m.name) {
+                            out.push(m);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(backend = b.name(), error = %e, "listing models failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if out.is_empty() && self.backends.len() == 1 {
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+        out.sort_by_key(|m| std::cmp::Reverse(m.modified_at));
+        Ok(out)
+    }
+
+    /// `/api/ps` across backends, latest expiry first.
+    pub async fn loaded(&self) -> Result<Vec<wire::ProcessModel>, BackendError> {
+        let mut out = Vec::new();
+        for b in &self.backends {
+            match b.loaded().await {
+                Ok(list) => out.extend(list),
+                Err(e) if self.backends.len() == 1 => return Err(e),
+                Err(e) => {
+                    tracing::warn!(backend = b.name(), error = %e, "listing loaded models failed")
+                }
+            }
+        }
+        out.sort_by_key(|m: &wire::ProcessModel| std::cmp::Reverse(m.expires_at));
+        Ok(out)
+    }
+}
+
+/// Whether a rule pattern matches a model name.
+pub fn pattern_matches(pattern: &str, model: &str) -> bool {
+    let model_lc = model.to_ascii_lowercase();
+    let pat = pattern.to_ascii_lowercase();
+    if let Some(prefix) = pat.strip_suffix('*') {
+        return model_lc.starts_with(prefix);
+    }
+    if model_lc == pat {
+        return true;
+    }
+    let with_latest = |s: &str| {
+        if s.rsplit('/').next().unwrap_or(s).contains(':') {
+            s.to_string()
+        } else {
+            format!("{s}:latest")
+        }
+    };
+    with_latest(&model_lc) == with_latest(&pat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_exact_latest_and_globs() {
+        assert!(pattern_matches("qwen3:8b", "qwen3:8b"));
+        assert!(pattern_matches("llama3.2", "llama3.2:latest"));
+        assert!(pattern_matches("llama3.2:latest", "LLAMA3.2"));
+        assert!(pattern_matches("qwen3:*", "qwen3:32b"));
+        assert!(pattern_matches("gpt-*", "gpt-oss:20b"));
+        assert!(!pattern_matches("qwen3:8b", "qwen3:32b"));
+    }
+}
