@@ -1,0 +1,947 @@
+//! Every `OLLAMA_*` environment variable, parsed exactly as upstream's `envconfig` does.
+//!
+//! [`Env`] is a snapshot taken once ([`Env::from_process`]) or from any lookup function
+//! ([`Env::from_lookup`], used by tests). Both the CLI (which host to talk to) and the server
+//! (where to bind, keep-alive, queue sizes, origins, ...) read their settings from it.
+//!
+//! Parsing rules (upstream `envconfig/config.go`):
+//! * [`Env::var`] trims whitespace, then surrounding `"`/`'` (once, not recursively re-trimmed).
+//! * Booleans use Go's `strconv.ParseBool`; an unparsable non-empty value counts as `true`.
+//! * Unsigned integers fall back to the default when unparsable.
+//! * Keep-alive and load timeout accept a Go duration or integer seconds; negatives mean forever.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration::{parse_go_duration, SECOND};
+
+/// The duration upstream uses for "forever" (`time.Duration(math.MaxInt64)`).
+pub const FOREVER: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// Parsed `OLLAMA_HOST`: scheme, host, port and an optional base path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostUrl {
+    /// `http` or `https` (or whatever scheme the user wrote).
+    pub scheme: String,
+    /// Host without brackets (`127.0.0.1`, `::1`, `example.com`, or empty for `:1234`).
+    pub host: String,
+    /// Port, kept as written (validated to 0..=65535).
+    pub port: String,
+    /// Base path without its leading slash (`ollama` for `https://example.com/ollama`).
+    pub path: String,
+}
+
+impl HostUrl {
+    /// `host:port` as Go's `net.JoinHostPort` writes it (`[::1]:11434` for IPv6).
+    pub fn host_port(&self) -> String {
+        join_host_port(&self.host, &self.port)
+    }
+
+    /// The same address with unspecified bind addresses (`0.0.0.0`, `::`) replaced by loopback,
+    /// as clients must connect to it (upstream `ConnectableHost`).
+    pub fn connectable(&self) -> HostUrl {
+        let mut u = self.clone();
+        if let Ok(ip) = u.host.parse::<IpAddr>() {
+            if ip.is_unspecified() {
+                u.host = match ip {
+                    IpAddr::V4(_) => "127.0.0.1".into(),
+                    IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => "127.0.0.1".into(),
+                    IpAddr::V6(_) => "::1".into(),
+                };
+            }
+        }
+        u
+    }
+
+    /// Base URL plus an API path (`/api/tags`), joined like Go's `URL.JoinPath`.
+    pub fn join(&self, path: &str) -> String {
+        let base = self.path.trim_end_matches('/');
+        let path = path.trim_start_matches('/');
+        if base.is_empty() {
+            format!("{}://{}/{}", self.scheme, self.host_port(), path)
+        } else {
+            format!("{}://{}/{}/{}", self.scheme, self.host_port(), base, path)
+        }
+    }
+}
+
+impl fmt::Display for HostUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host_port())?;
+        if !self.path.is_empty() {
+            if !self.path.starts_with('/') {
+                f.write_str("/")?;
+            }
+            f.write_str(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// One documented environment variable: its name and upstream's description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVarDoc {
+    /// Variable name, e.g. `OLLAMA_HOST`.
+    pub name: &'static str,
+    /// Description as upstream words it (product name adapted).
+    pub description: &'static str,
+}
+
+/// Descriptions of every documented variable (upstream `envconfig.AsMap`).
+pub const ENV_DOCS: &[EnvVarDoc] = &[
+    doc(
+        "OLLAMA_DEBUG",
+        "Show additional debug information (e.g. OLLAMA_DEBUG=1)",
+    ),
+    doc(
+        "OLLAMA_DEBUG_LOG_REQUESTS",
+        "Log inference request bodies and replay curl commands to a temp directory",
+    ),
+    doc(
+        "OLLAMA_GO_TEMPLATE",
+        "Enable Modelfile TEMPLATE based rendering when available",
+    ),
+    doc("OLLAMA_FLASH_ATTENTION", "Enabled flash attention"),
+    doc(
+        "OLLAMA_KV_CACHE_TYPE",
+        "Quantization type for the K/V cache (default: f16)",
+    ),
+    doc(
+        "OLLAMA_GPU_OVERHEAD",
+        "Reserve a portion of VRAM per GPU (bytes)",
+    ),
+    doc("OLLAMA_IGPU_ENABLE", "Enable integrated GPUs"),
+    doc(
+        "LLAMA_ARG_FIT",
+        "Enable llama.cpp automatic fit of unset memory options (default \"on\")",
+    ),
+    doc(
+        "LLAMA_ARG_FIT_TARGET",
+        "Target free VRAM margin per device for llama.cpp fit (MiB)",
+    ),
+    doc(
+        "OLLAMA_HOST",
+        "IP Address for the ollmlx server (default 127.0.0.1:11434)",
+    ),
+    doc(
+        "OLLAMA_KEEP_ALIVE",
+        "The duration that models stay loaded in memory (default \"5m\")",
+    ),
+    doc(
+        "OLLAMA_LLM_LIBRARY",
+        "Set LLM library to bypass autodetection",
+    ),
+    doc(
+        "OLLAMA_LOAD_TIMEOUT",
+        "How long to allow model loads to stall before giving up (default \"5m\")",
+    ),
+    doc(
+        "OLLAMA_MAX_LOADED_MODELS",
+        "Maximum number of loaded models per GPU",
+    ),
+    doc(
+        "OLLAMA_MAX_TRANSFER_STREAMS",
+        "Maximum parallel transfer streams for safetensors model pulls/pushes (default 4)",
+    ),
+    doc("OLLAMA_MAX_QUEUE", "Maximum number of queued requests"),
+    doc("OLLAMA_MODELS", "The path to the models directory"),
+    doc(
+        "OLLAMA_NO_CLOUD",
+        "Disable ollmlx cloud features (remote inference and web search)",
+    ),
+    doc("OLLAMA_NOHISTORY", "Do not preserve readline history"),
+    doc("OLLAMA_NOPRUNE", "Do not prune model blobs on startup"),
+    doc("OLLAMA_NUM_PARALLEL", "Maximum number of parallel requests"),
+    doc(
+        "OLLAMA_ORIGINS",
+        "A comma separated list of allowed origins",
+    ),
+    doc(
+        "OLLAMA_SCHED_SPREAD",
+        "Always schedule model across all GPUs",
+    ),
+    doc(
+        "OLLAMA_CONTEXT_LENGTH",
+        "Context length to use unless otherwise specified (default: 4k/32k/256k based on VRAM)",
+    ),
+    doc(
+        "OLLAMA_EDITOR",
+        "Path to editor for interactive prompt editing (Ctrl+G)",
+    ),
+    doc(
+        "OLLAMA_REMOTES",
+        "Allowed hosts for remote models (default \"ollama.com\")",
+    ),
+    doc("HTTP_PROXY", "HTTP proxy"),
+    doc("HTTPS_PROXY", "HTTPS proxy"),
+    doc("NO_PROXY", "No proxy"),
+];
+
+const fn doc(name: &'static str, description: &'static str) -> EnvVarDoc {
+    EnvVarDoc { name, description }
+}
+
+/// Variables listed by `serve --help`, in upstream's order.
+pub const SERVE_HELP_VARS: &[&str] = &[
+    "OLLAMA_DEBUG",
+    "OLLAMA_HOST",
+    "OLLAMA_CONTEXT_LENGTH",
+    "OLLAMA_KEEP_ALIVE",
+    "OLLAMA_MAX_LOADED_MODELS",
+    "OLLAMA_MAX_TRANSFER_STREAMS",
+    "OLLAMA_MAX_QUEUE",
+    "OLLAMA_MODELS",
+    "OLLAMA_NUM_PARALLEL",
+    "OLLAMA_NO_CLOUD",
+    "OLLAMA_NOPRUNE",
+    "OLLAMA_ORIGINS",
+    "OLLAMA_SCHED_SPREAD",
+    "OLLAMA_FLASH_ATTENTION",
+    "OLLAMA_KV_CACHE_TYPE",
+    "OLLAMA_LLM_LIBRARY",
+    "OLLAMA_GPU_OVERHEAD",
+    "OLLAMA_IGPU_ENABLE",
+    "LLAMA_ARG_FIT",
+    "LLAMA_ARG_FIT_TARGET",
+    "OLLAMA_LOAD_TIMEOUT",
+];
+
+/// Variables listed by `run --help`.
+pub const RUN_HELP_VARS: &[&str] = &["OLLAMA_EDITOR", "OLLAMA_HOST", "OLLAMA_NOHISTORY"];
+
+/// Variables listed by every other command's help.
+pub const CLIENT_HELP_VARS: &[&str] = &["OLLAMA_HOST"];
+
+/// The `Environment Variables:` help block for the given names, each line formatted as
+/// upstream's `"      %-27s   %s\n"`.
+pub fn help_block(names: &[&str]) -> String {
+    let mut out = String::from("Environment Variables:\n");
+    for name in names {
+        let desc = ENV_DOCS
+            .iter()
+            .find(|d| d.name == *name)
+            .map(|d| d.description)
+            .unwrap_or("");
+        out.push_str(&format!("      {name:<27}   {desc}\n"));
+    }
+    out
+}
+
+/// A snapshot of the environment with every setting parsed to its upstream meaning.
+#[derive(Debug, Clone)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Snapshot the process environment.
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// Build from explicit `(name, value)` pairs (tests, embedding).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The raw value as set, untrimmed (`None` when unset).
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
+    /// Upstream `Var`: the value with whitespace, then surrounding quotes, trimmed.
+    pub fn var(&self, key: &str) -> String {
+        let v = self.raw(key).unwrap_or("");
+        v.trim().trim_matches(|c| c == '"' || c == '\'').to_string()
+    }
+
+    /// Upstream `BoolWithDefault`: unset/empty → `default`; unparsable → `true`.
+    pub fn bool_with_default(&self, key: &str, default: bool) -> bool {
+        let s = self.var(key);
+        if s.is_empty() {
+            return default;
+        }
+        parse_go_bool(&s).unwrap_or(true)
+    }
+
+    /// Upstream `Bool`: [`Env::bool_with_default`] with `false`.
+    pub fn bool(&self, key: &str) -> bool {
+        self.bool_with_default(key, false)
+    }
+
+    /// A tri-state bool: `None` when unset (upstream shows these as "auto").
+    pub fn opt_bool(&self, key: &str) -> Option<bool> {
+        let s = self.var(key);
+        (!s.is_empty()).then(|| parse_go_bool(&s).unwrap_or(true))
+    }
+
+    /// Upstream `Uint`: a base-10 unsigned integer, or `default` when unset or invalid.
+    pub fn uint(&self, key: &str, default: u64) -> u64 {
+        let s = self.var(key);
+        if s.is_empty() {
+            return default;
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            s.parse().unwrap_or(default)
+        } else {
+            default
+        }
+    }
+
+    /// `OLLAMA_HOST` parsed per upstream `envconfig.Host` (the server binds here).
+    pub fn host(&self) -> HostUrl {
+        parse_host(&self.var("OLLAMA_HOST"))
+    }
+
+    /// Where clients connect: [`Env::host`] with `0.0.0.0`/`::` mapped to loopback.
+    pub fn connectable_host(&self) -> HostUrl {
+        self.host().connectable()
+    }
+
+    /// `OLLAMA_ORIGINS` plus upstream's built-in origins, in upstream's order.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = Vec::new();
+        let s = self.var("OLLAMA_ORIGINS");
+        if !s.is_empty() {
+            origins.extend(s.split(',').map(str::to_string));
+        }
+        for o in ["localhost", "127.0.0.1", "0.0.0.0"] {
+            origins.push(format!("http://{o}"));
+            origins.push(format!("https://{o}"));
+            origins.push(format!("http://{o}:*"));
+            origins.push(format!("https://{o}:*"));
+        }
+        for o in [
+            "app://*",
+            "file://*",
+            "tauri://*",
+            "vscode-webview://*",
+            "vscode-file://*",
+        ] {
+            origins.push(o.to_string());
+        }
+        origins
+    }
+
+    /// The user's home directory (`HOME`, or `USERPROFILE` on Windows).
+    pub fn home_dir(&self) -> Option<PathBuf> {
+        let h = self.raw("HOME").or_else(|| self.raw("USERPROFILE"))?;
+        (!h.is_empty()).then(|| PathBuf::from(h))
+    }
+
+    /// `OLLAMA_MODELS`, default `$HOME/.ollama/models`.
+    pub fn models(&self) -> PathBuf {
+        let s = self.var("OLLAMA_MODELS");
+        if !s.is_empty() {
+            return PathBuf::from(s);
+        }
+        self.home_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".ollama")
+            .join("models")
+    }
+
+    /// `OLLAMA_KEEP_ALIVE`: default 5m; Go duration or integer seconds; negative = [`FOREVER`].
+    pub fn keep_alive(&self) -> Duration {
+        duration_setting(&self.var("OLLAMA_KEEP_ALIVE"), false)
+    }
+
+    /// `OLLAMA_LOAD_TIMEOUT`: default 5m; zero or negative = [`FOREVER`].
+    pub fn load_timeout(&self) -> Duration {
+        duration_setting(&self.var("OLLAMA_LOAD_TIMEOUT"), true)
+    }
+
+    /// `OLLAMA_CONTEXT_LENGTH` (0 = pick by available memory).
+    pub fn context_length(&self) -> u64 {
+        self.uint("OLLAMA_CONTEXT_LENGTH", 0)
+    }
+
+    /// `OLLAMA_NUM_PARALLEL` (default 1).
+    pub fn num_parallel(&self) -> u64 {
+        self.uint("OLLAMA_NUM_PARALLEL", 1)
+    }
+
+    /// `OLLAMA_MAX_LOADED_MODELS` (0 = automatic).
+    pub fn max_loaded_models(&self) -> u64 {
+        self.uint("OLLAMA_MAX_LOADED_MODELS", 0)
+    }
+
+    /// `OLLAMA_MAX_QUEUE` (default 512).
+    pub fn max_queue(&self) -> u64 {
+        self.uint("OLLAMA_MAX_QUEUE", 512)
+    }
+
+    /// `OLLAMA_MAX_TRANSFER_STREAMS` (default 4).
+    pub fn max_transfer_streams(&self) -> u64 {
+        self.uint("OLLAMA_MAX_TRANSFER_STREAMS", 4)
+    }
+
+    /// `OLLAMA_GPU_OVERHEAD` in bytes (default 0).
+    pub fn gpu_overhead(&self) -> u64 {
+        self.uint("OLLAMA_GPU_OVERHEAD", 0)
+    }
+
+    /// `OLLAMA_DEBUG` as a slog level: 0 INFO, -4 DEBUG (`1`/true), -8 TRACE (`2`), 4 WARN (`-1`).
+    pub fn log_level(&self) -> i64 {
+        let s = self.var("OLLAMA_DEBUG");
+        if s.is_empty() {
+            return 0;
+        }
+        if parse_go_bool(&s) == Some(true) {
+            return -4;
+        }
+        match parse_go_int(&s) {
+            Some(i) if i != 0 => i.saturating_mul(-4),
+            _ => 0,
+        }
+    }
+
+    /// `OLLAMA_DEBUG_LOG_REQUESTS`.
+    pub fn debug_log_requests(&self) -> bool {
+        self.bool("OLLAMA_DEBUG_LOG_REQUESTS")
+    }
+
+    /// `OLLAMA_FLASH_ATTENTION`: `None` = auto.
+    pub fn flash_attention(&self) -> Option<bool> {
+        self.opt_bool("OLLAMA_FLASH_ATTENTION")
+    }
+
+    /// `OLLAMA_KV_CACHE_TYPE` (empty = f16).
+    pub fn kv_cache_type(&self) -> String {
+        self.var("OLLAMA_KV_CACHE_TYPE")
+    }
+
+    /// `OLLAMA_SCHED_SPREAD`.
+    pub fn sched_spread(&self) -> bool {
+        self.bool("OLLAMA_SCHED_SPREAD")
+    }
+
+    /// `OLLAMA_LLM_LIBRARY`.
+    pub fn llm_library(&self) -> String {
+        self.var("OLLAMA_LLM_LIBRARY")
+    }
+
+    /// `OLLAMA_IGPU_ENABLE`: `None` when unset.
+    pub fn igpu_enable(&self) -> Option<bool> {
+        self.opt_bool("OLLAMA_IGPU_ENABLE")
+    }
+
+    /// `OLLAMA_VULKAN` (default true).
+    pub fn vulkan(&self) -> bool {
+        self.bool_with_default("OLLAMA_VULKAN", true)
+    }
+
+    /// `OLLAMA_NOPRUNE`.
+    pub fn no_prune(&self) -> bool {
+        self.bool("OLLAMA_NOPRUNE")
+    }
+
+    /// `OLLAMA_NOHISTORY`.
+    pub fn no_history(&self) -> bool {
+        self.bool("OLLAMA_NOHISTORY")
+    }
+
+    /// `OLLAMA_NO_CLOUD` (the environment part only).
+    pub fn no_cloud_env(&self) -> bool {
+        self.bool("OLLAMA_NO_CLOUD")
+    }
+
+    /// Whether `~/.ollama/server.json` says `{"disable_ollama_cloud": true}`.
+    pub fn no_cloud_config(&self) -> bool {
+        let Some(home) = self.home_dir() else {
+            return false;
+        };
+        let Ok(data) = std::fs::read(home.join(".ollama").join("server.json")) else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&data)
+            .ok()
+            .and_then(|v| v.get("disable_ollama_cloud")?.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Cloud features disabled by the environment or the config file.
+    pub fn no_cloud(&self) -> bool {
+        self.no_cloud_env() || self.no_cloud_config()
+    }
+
+    /// `none`, `env`, `config` or `both` (as `/api/status` reports).
+    pub fn no_cloud_source(&self) -> &'static str {
+        match (self.no_cloud_env(), self.no_cloud_config()) {
+            (true, true) => "both",
+            (true, false) => "env",
+            (false, true) => "config",
+            (false, false) => "none",
+        }
+    }
+
+    /// `OLLAMA_REMOTES` (default `["ollama.com"]`).
+    pub fn remotes(&self) -> Vec<String> {
+        let raw = self.var("OLLAMA_REMOTES");
+        let raw = raw.trim();
+        if raw.is_empty() {
+            vec!["ollama.com".into()]
+        } else {
+            raw.split(',').map(str::to_string).collect()
+        }
+    }
+
+    /// `OLLAMA_GO_TEMPLATE` (default true).
+    pub fn go_template(&self) -> bool {
+        self.bool_with_default("OLLAMA_GO_TEMPLATE", true)
+    }
+
+    /// `OLLAMA_AUTH`.
+    pub fn auth(&self) -> bool {
+        self.bool("OLLAMA_AUTH")
+    }
+
+    /// `OLLAMA_EDITOR`, falling back to `VISUAL` then `EDITOR` (empty when none).
+    pub fn editor(&self) -> String {
+        for key in ["OLLAMA_EDITOR", "VISUAL", "EDITOR"] {
+            let v = if key == "OLLAMA_EDITOR" {
+                self.var(key)
+            } else {
+                self.raw(key).unwrap_or("").to_string()
+            };
+            if !v.is_empty() {
+                return v;
+            }
+        }
+        String::new()
+    }
+
+    /// `OLLAMA_EXPERIMENT` as a list (empty entries dropped).
+    pub fn experiments(&self) -> Vec<String> {
+        self.var("OLLAMA_EXPERIMENT")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// `OLLAMA_CLOUD_BASE_URL` (default `https://ollama.com:443`).
+    pub fn cloud_base_url(&self) -> String {
+        let s = self.var("OLLAMA_CLOUD_BASE_URL");
+        if s.is_empty() {
+            "https://ollama.com:443".into()
+        } else {
+            s
+        }
+    }
+
+    /// `LLAMA_ARG_FIT` (upstream's default is `"on"` when empty).
+    pub fn llama_arg_fit(&self) -> String {
+        self.var("LLAMA_ARG_FIT")
+    }
+
+    /// `LLAMA_ARG_FIT_TARGET`.
+    pub fn llama_arg_fit_target(&self) -> String {
+        self.var("LLAMA_ARG_FIT_TARGET")
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `strconv.ParseInt(s, 10, 64)` (optional sign, decimal digits only).
+pub fn parse_go_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn duration_setting(s: &str, non_positive_is_forever: bool) -> Duration {
+    let mut nanos: i64 = 5 * 60 * SECOND;
+    if !s.is_empty() {
+        if let Ok(d) = parse_go_duration(s) {
+            nanos = d;
+        } else if let Some(n) = parse_go_int(s) {
+            nanos = n.saturating_mul(SECOND);
+        }
+    }
+    if nanos < 0 || (non_positive_is_forever && nanos == 0) {
+        return FOREVER;
+    }
+    Duration::from_nanos(nanos as u64)
+}
+
+/// Parse an `OLLAMA_HOST` value (already `Var`-trimmed) per upstream's rules.
+pub fn parse_host(value: &str) -> HostUrl {
+    let s = value.trim();
+    let mut default_port = "11434";
+    let (scheme, hostport) = match s.split_once("://") {
+        None if s == "ollama.com" => ("https", "ollama.com:443"),
+        None => ("http", s),
+        Some((scheme, rest)) => {
+            if scheme == "http" {
+                default_port = "80";
+            } else if scheme == "https" {
+                default_port = "443";
+            }
+            (scheme, rest)
+        }
+    };
+    let (hostport, path) = hostport.split_once('/').unwrap_or((hostport, ""));
+    let (mut host, mut port) = match split_host_port(hostport) {
+        Some((h, p)) => (h.to_string(), p.to_string()),
+        None => {
+            let trimmed = hostport.trim_matches(|c| c == '[' || c == ']');
+            let host = if let Ok(ip) = trimmed.parse::<IpAddr>() {
+                go_ip_string(ip)
+            } else if !hostport.is_empty() {
+                hostport.to_string()
+            } else {
+                "127.0.0.1".to_string()
+            };
+            (host, default_port.to_string())
+        }
+    };
+    let port_ok = matches!(parse_go_int(&port), Some(n) if (0..=65535).contains(&n));
+    if !port_ok {
+        port = default_port.to_string();
+    }
+    if host.starts_with('[') && host.ends_with(']') {
+        host = host[1..host.len() - 1].to_string();
+    }
+    HostUrl {
+        scheme: scheme.to_string(),
+        host,
+        port,
+        path: path.to_string(),
+    }
+}
+
+fn go_ip_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// Go's `net.SplitHostPort`; `None` where Go returns an error.
+fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = after.strip_prefix(':')?;
+        (host, port)
+    } else {
+        let i = s.rfind(':')?;
+        let host = &s[..i];
+        if host.contains(':') {
+            return None;
+        }
+        (host, &s[i + 1..])
+    };
+    if host.contains(['[', ']']) || port.contains(['[', ']']) {
+        return None;
+    }
+    Some((host, port))
+}
+
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(key: &str, value: &str) -> Env {
+        Env::from_pairs([(key, value)])
+    }
+
+    #[test]
+    fn host_matches_upstream_test_host_table() {
+        let cases = [
+            ("", "http://127.0.0.1:11434"),
+            ("1.2.3.4", "http://1.2.3.4:11434"),
+            (":1234", "http://:1234"),
+            ("1.2.3.4:1234", "http://1.2.3.4:1234"),
+            ("example.com", "http://example.com:11434"),
+            ("example.com:1234", "http://example.com:1234"),
+            (":0", "http://:0"),
+            (":66000", "http://:11434"),
+            (":-1", "http://:11434"),
+            ("[::1]", "http://[::1]:11434"),
+            ("[::]", "http://[::]:11434"),
+            ("::1", "http://[::1]:11434"),
+            ("[::1]:1337", "http://[::1]:1337"),
+            (" 1.2.3.4 ", "http://1.2.3.4:11434"),
+            ("\"1.2.3.4\"", "http://1.2.3.4:11434"),
+            (" \" 1.2.3.4 \" ", "http://1.2.3.4:11434"),
+            ("'1.2.3.4'", "http://1.2.3.4:11434"),
+            ("http://1.2.3.4", "http://1.2.3.4:80"),
+            ("http://1.2.3.4:4321", "http://1.2.3.4:4321"),
+            ("https://1.2.3.4", "https://1.2.3.4:443"),
+            ("https://1.2.3.4:4321", "https://1.2.3.4:4321"),
+            (
+                "https://example.com/ollama",
+                "https://example.com:443/ollama",
+            ),
+            ("ollama.com", "https://ollama.com:443"),
+        ];
+        for (value, expect) in cases {
+            assert_eq!(
+                env("OLLAMA_HOST", value).host().to_string(),
+                expect,
+                "OLLAMA_HOST={value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unset_host_is_the_default() {
+        assert_eq!(
+            Env::from_pairs::<&str, &str>([]).host().to_string(),
+            "http://127.0.0.1:11434"
+        );
+    }
+
+    #[test]
+    fn connectable_host_maps_unspecified_to_loopback() {
+        let cases = [
+            ("", "http://127.0.0.1:11434"),
+            ("127.0.0.1", "http://127.0.0.1:11434"),
+            ("127.0.0.1:1234", "http://127.0.0.1:1234"),
+            ("0.0.0.0", "http://127.0.0.1:11434"),
+            ("0.0.0.0:1234", "http://127.0.0.1:1234"),
+            ("[::]", "http://[::1]:11434"),
+            ("[::]:1234", "http://[::1]:1234"),
+            ("[::1]", "http://[::1]:11434"),
+            ("[::1]:1234", "http://[::1]:1234"),
+            ("192.168.1.5", "http://192.168.1.5:11434"),
+            ("192.168.1.5:8080", "http://192.168.1.5:8080"),
+            ("example.com", "http://example.com:11434"),
+            ("example.com:1234", "http://example.com:1234"),
+            ("https://0.0.0.0:4321", "https://127.0.0.1:4321"),
+        ];
+        for (value, expect) in cases {
+            assert_eq!(
+                env("OLLAMA_HOST", value).connectable_host().to_string(),
+                expect,
+                "OLLAMA_HOST={value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn join_appends_api_paths_to_the_base_path() {
+        let h = parse_host("https://example.com/ollama");
+        assert_eq!(
+            h.join("/api/tags"),
+            "https://example.com:443/ollama/api/tags"
+        );
+        assert_eq!(parse_host("").join("/"), "http://127.0.0.1:11434/");
+    }
+
+    #[test]
+    fn origins_prepend_user_values_to_builtins() {
+        let o = env("OLLAMA_ORIGINS", "http://172.16.0.1,https://192.168.0.1").allowed_origins();
+        assert_eq!(o[0], "http://172.16.0.1");
+        assert_eq!(o[1], "https://192.168.0.1");
+        assert_eq!(o[2], "http://localhost");
+        assert_eq!(o[5], "https://localhost:*");
+        assert_eq!(o.last().map(String::as_str), Some("vscode-file://*"));
+        assert_eq!(o.len(), 19);
+        assert_eq!(env("OLLAMA_ORIGINS", "").allowed_origins().len(), 17);
+    }
+
+    #[test]
+    fn bools_treat_garbage_as_true() {
+        for (v, want) in [
+            ("", false),
+            ("true", true),
+            ("false", false),
+            ("1", true),
+            ("0", false),
+            ("random", true),
+            ("something", true),
+        ] {
+            assert_eq!(env("OLLAMA_BOOL", v).bool("OLLAMA_BOOL"), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn uints_fall_back_to_default_when_invalid() {
+        for (v, want) in [
+            ("0", 0),
+            ("1", 1),
+            ("1337", 1337),
+            ("", 11434),
+            ("-1", 11434),
+            ("0o10", 11434),
+            ("0x10", 11434),
+            ("string", 11434),
+        ] {
+            assert_eq!(
+                env("OLLAMA_UINT", v).uint("OLLAMA_UINT", 11434),
+                want,
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keep_alive_accepts_durations_and_seconds() {
+        let m = |n: u64| Duration::from_secs(60 * n);
+        for (v, want) in [
+            ("", m(5)),
+            ("1s", Duration::from_secs(1)),
+            ("1m", m(1)),
+            ("1h", m(60)),
+            ("5m0s", m(5)),
+            ("1h2m3s", Duration::from_secs(3723)),
+            ("0", Duration::ZERO),
+            ("60", m(1)),
+            ("120", m(2)),
+            ("3600", m(60)),
+            ("-0", Duration::ZERO),
+            ("-1", FOREVER),
+            ("-1m", FOREVER),
+            (" ", m(5)),
+            ("???", m(5)),
+            ("1d", m(5)),
+            ("1y", m(5)),
+            ("1w", m(5)),
+        ] {
+            assert_eq!(env("OLLAMA_KEEP_ALIVE", v).keep_alive(), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn load_timeout_treats_zero_and_negative_as_forever() {
+        let m = |n: u64| Duration::from_secs(60 * n);
+        for (v, want) in [
+            ("", m(5)),
+            ("1s", Duration::from_secs(1)),
+            ("0", FOREVER),
+            ("-0", FOREVER),
+            ("-1", FOREVER),
+            ("-1m", FOREVER),
+            ("60", m(1)),
+            ("???", m(5)),
+            ("1d", m(5)),
+        ] {
+            assert_eq!(env("OLLAMA_LOAD_TIMEOUT", v).load_timeout(), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn var_trims_spaces_then_quotes() {
+        for (v, want) in [
+            ("value", "value"),
+            (" value ", "value"),
+            (" 'value' ", "value"),
+            (r#" "value" "#, "value"),
+            (" ' value ' ", " value "),
+            (r#" " value " "#, " value "),
+        ] {
+            assert_eq!(env("OLLAMA_VAR", v).var("OLLAMA_VAR"), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn context_length_defaults_to_zero() {
+        assert_eq!(env("OLLAMA_CONTEXT_LENGTH", "").context_length(), 0);
+        assert_eq!(env("OLLAMA_CONTEXT_LENGTH", "2048").context_length(), 2048);
+    }
+
+    #[test]
+    fn log_level_maps_debug_values_to_slog_levels() {
+        for (v, want) in [
+            ("", 0),
+            ("false", 0),
+            ("f", 0),
+            ("0", 0),
+            ("true", -4),
+            ("t", -4),
+            ("1", -4),
+            ("2", -8),
+            ("-1", 4),
+            ("-2", 8),
+        ] {
+            assert_eq!(env("OLLAMA_DEBUG", v).log_level(), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let e = Env::from_pairs([("HOME", "/home/u")]);
+        assert_eq!(e.num_parallel(), 1);
+        assert_eq!(e.max_queue(), 512);
+        assert_eq!(e.max_loaded_models(), 0);
+        assert_eq!(e.max_transfer_streams(), 4);
+        assert_eq!(e.models(), PathBuf::from("/home/u/.ollama/models"));
+        assert_eq!(e.remotes(), vec!["ollama.com".to_string()]);
+        assert!(e.go_template());
+        assert!(e.vulkan());
+        assert_eq!(e.flash_attention(), None);
+        assert_eq!(e.cloud_base_url(), "https://ollama.com:443");
+        assert_eq!(e.no_cloud_source(), "none");
+    }
+
+    #[test]
+    fn no_cloud_reads_env_and_server_json() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".ollama")).unwrap();
+        std::fs::write(
+            dir.path().join(".ollama/server.json"),
+            r#"{"disable_ollama_cloud": true}"#,
+        )
+        .unwrap();
+        let home = dir.path().to_str().unwrap();
+        let e = Env::from_pairs([("HOME", home), ("OLLAMA_NO_CLOUD", "1")]);
+        assert_eq!(e.no_cloud_source(), "both");
+        let e = Env::from_pairs([("HOME", home)]);
+        assert_eq!(e.no_cloud_source(), "config");
+        assert!(e.no_cloud());
+    }
+
+    #[test]
+    fn serve_help_lists_variables_in_upstream_format() {
+        let block = help_block(SERVE_HELP_VARS);
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines[0], "Environment Variables:");
+        assert_eq!(
+            lines[1],
+            "      OLLAMA_DEBUG                  Show additional debug information (e.g. OLLAMA_DEBUG=1)"
+        );
+        assert_eq!(
+            lines[2],
+            "      OLLAMA_HOST                   IP Address for the ollmlx server (default 127.0.0.1:11434)"
+        );
+        assert_eq!(lines.len(), 1 + SERVE_HELP_VARS.len());
+    }
+}

@@ -1,0 +1,13 @@
+//! ollmlx's command line, as a library: the HTTP client, environment configuration
+//! ([`env::Env`], shared with the server), output formatting, progress display, Modelfile
+//! parsing, and the commands themselves ([`cmd::main`]).
+
+pub mod client;
+pub mod cmd;
+pub mod duration;
+pub mod env;
+pub mod format;
+pub mod modelfile;
+pub mod name;
+pub mod params;
+pub mod progress;
