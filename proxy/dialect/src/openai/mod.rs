@@ -24,8 +24,10 @@ mod tests_misc;
 mod tests_responses;
 
 pub use chat::decode_chat;
+pub(crate) use chat::go_base64_error;
 pub use chat_codec::ChatCodec;
 pub use common::{abort_error_body, error_body};
+pub(crate) use common::{go_quote, tool_call_id};
 pub use completions::{decode_completion, CompletionCodec};
 pub use embeddings::decode_embeddings;
 pub use models::{model_body, models_body, namespace_of};

@@ -89,20 +89,31 @@ pub struct MessageParam {
 }
 
 fn string_or_blocks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ContentBlock>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Text(Option<String>),
-        Blocks(Vec<ContentBlock>),
+    use serde::de::Error as _;
+    match Value::deserialize(d)? {
+        // Go decodes `null` into the string branch: one empty text block.
+        Value::Null => Ok(vec![text_block(String::new())]),
+        Value::String(s) => Ok(vec![text_block(s)]),
+        v @ Value::Array(_) => serde_json::from_value(v).map_err(D::Error::custom),
+        other => {
+            let kind = match other {
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                _ => "object",
+            };
+            Err(D::Error::custom(format!(
+                "json: cannot unmarshal {kind} into Go value of type []anthropic.ContentBlock"
+            )))
+        }
     }
-    Ok(match Either::deserialize(d)? {
-        Either::Text(s) => vec![ContentBlock {
-            kind: "text".to_string(),
-            text: Some(s.unwrap_or_default()),
-            ..Default::default()
-        }],
-        Either::Blocks(b) => b,
-    })
+}
+
+fn text_block(text: String) -> ContentBlock {
+    ContentBlock {
+        kind: "text".to_string(),
+        text: Some(text),
+        ..Default::default()
+    }
 }
 
 /// A content block of any type; which fields are set depends on `type`.
