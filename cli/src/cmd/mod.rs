@@ -112,7 +112,7 @@ pub struct RunArgs {
     #[arg(value_name = "MODEL")]
     pub model: String,
     /// Prompt words (joined with spaces).
-    #[arg(value_name = "PROMPT", trailing_var_arg = true)]
+    #[arg(value_name = "PROMPT")]
     pub prompt: Vec<String>,
     /// Duration to keep a model loaded (e.g. 5m)
     #[arg(long, value_name = "string")]
