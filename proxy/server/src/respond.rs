@@ -5,7 +5,7 @@
 //! so the route decides the message and the dialect decides the envelope.
 
 use http::{Response, StatusCode};
-use ollmlx_dialect::{ollama, openai};
+use ollmlx_dialect::{anthropic, ollama, openai};
 use ollmlx_infer::BackendError;
 
 use crate::body::{json, BoxBody};
@@ -55,7 +55,7 @@ pub fn error_response(route: &Route, status: u16, message: &str) -> Response<Box
             r
         }
         Dialect::Anthropic => {
-            let mut r = json(status_code, openai::error_body(status, message));
+            let mut r = json(status_code, anthropic::error_body(status, message));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/json"),

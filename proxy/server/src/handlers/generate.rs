@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 use http::{Response, StatusCode};
-use ollmlx_dialect::{ollama, openai, Decoded, DecodedEmbed};
+use ollmlx_dialect::{anthropic, ollama, openai, Decoded, DecodedEmbed};
 use ollmlx_infer::{DoneReason, Event};
 
 use crate::body::{with_type, BoxBody, JSON};
@@ -21,10 +21,7 @@ fn decode(route: &Route, body: &[u8]) -> Result<Decoded, ollmlx_dialect::DecodeE
         Route::OpenAiChat => openai::decode_chat(body),
         Route::OpenAiCompletions => openai::decode_completion(body),
         Route::OpenAiResponses => openai::decode_responses(body),
-        _ => Err(ollmlx_dialect::DecodeError::new(
-            501,
-            "/v1/messages is not available in this build yet",
-        )),
+        _ => anthropic::decode_messages(body),
     }
 }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole ollmlx test suite, from a fresh clone:
+#   1. installs what the tests need (system packages for the MLX build, a Python venv with the
+#      official clients, the npm client) — idempotent, quick when already done;
+#   2. runs every Rust test in the workspace;
+#   3. starts the full server over the scripted backend and runs the live-client suites
+#      (ollama-python, openai-python, raw Anthropic HTTP, ollama-js) against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+echo "== installing test dependencies"
+scripts/install-deps.sh
+
+echo "== cargo test (workspace)"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+echo "== live-client suites against ollmlx-mock-serve"
+cargo build -q -p ollmlx-conformance --bin ollmlx-mock-serve
+LOG=$(mktemp)
+"$ROOT/target/debug/ollmlx-mock-serve" 127.0.0.1:0 >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; rm -f "$LOG"' EXIT
+for _ in $(seq 1 100); do grep -q "listening on" "$LOG" && break; sleep 0.1; done
+export OLLMLX_URL=$(sed -n 's/^listening on //p' "$LOG" | head -1)
+[ -n "$OLLMLX_URL" ] || { echo "ollmlx-mock-serve did not start:"; cat "$LOG"; exit 1; }
+echo "server at $OLLMLX_URL"
+
+(cd tests/clients/python && "$ROOT/.venv-clients/bin/python" -m pytest -q)
+(cd tests/clients/js && node --test)
