@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, EXPECT, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyDataStream, BodyExt, Empty, Full, Limited, StreamBody};
@@ -241,13 +241,35 @@ impl UpstreamClient {
     }
 
     /// A streamed response body as [`RawBody`]; dropping it closes the upstream connection.
+    /// The first body bytes must arrive within the header timeout (counted from the response
+    /// head); after that the stream may take as long as it likes.
     pub fn body_stream(&self, body: Incoming) -> RawBody {
         let label = self.label.clone();
-        BodyDataStream::new(body)
-            .map_err(move |e| {
-                BackendError::Unavailable(format!("{label} broke off the response: {e}"))
-            })
-            .boxed()
+        let limit = self.header_timeout;
+        let data = BodyDataStream::new(body).map_err(move |e| {
+            BackendError::Unavailable(format!("{label} broke off the response: {e}"))
+        });
+        let label = self.label.clone();
+        futures::stream::unfold((data.boxed(), true), move |(mut data, first)| {
+            let label = label.clone();
+            async move {
+                if !first {
+                    return data.next().await.map(|item| (item, (data, false)));
+                }
+                match tokio::time::timeout(limit, data.next()).await {
+                    Ok(item) => item.map(|item| (item, (data, false))),
+                    Err(_) => {
+                        let e = BackendError::Unavailable(format!(
+                            "{label} sent response headers but no body within {}s",
+                            limit.as_secs_f64()
+                        ));
+                        // End after the error: the connection is dropped with `data`.
+                        Some((Err(e), (futures::stream::empty().boxed(), false)))
+                    }
+                }
+            }
+        })
+        .boxed()
     }
 
     fn transport_error(&self, e: &hyper_util::client::legacy::Error) -> BackendError {
@@ -362,12 +384,14 @@ pub fn headers_to_pairs(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Request headers as forwarded upstream: hop-by-hop and `Host` removed (the client sets the
+/// Request headers as forwarded upstream: hop-by-hop, `Expect` and `Host` removed (the client sets the
 /// upstream's own `Host`, which upstream Ollama's DNS-rebinding check expects).
 pub fn forwardable_request_headers(pairs: Vec<(String, Vec<u8>)>) -> HeaderMap {
     let mut h = headers_from_pairs(pairs);
     strip_hop_by_hop(&mut h);
     h.remove(HOST);
+    // ollmlx's own server already answered `100 Continue`; the upstream gets the body at once.
+    h.remove(EXPECT);
     h
 }
 

@@ -570,3 +570,27 @@ async fn copy_and_delete_use_native_routes_and_pass_errors_through() {
     let body: Value = serde_json::from_slice(&seen[1].body).unwrap();
     assert_eq!(body["model"], "gone");
 }
+
+#[tokio::test]
+async fn headers_without_body_are_bounded_by_the_header_timeout() {
+    let fake = FakeUpstream::start(|_| {
+        let mut r = Reply::new(200, "application/x-ndjson", "");
+        r.body = vec![Step::Hang];
+        r
+    })
+    .await;
+    let mut cfg = OllamaUpstreamConfig::new(fake.url());
+    cfg.header_timeout_secs = 0.3;
+    let b = OllamaUpstream::new(&cfg).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), events(&b, chat("m", "hi")))
+        .await
+        .expect("bounded");
+    assert_eq!(
+        got,
+        vec![Err(BackendError::Unavailable(format!(
+            "upstream ollama at {} sent response headers but no body within 0.3s",
+            fake.url()
+        )))]
+    );
+    assert!(fake.observed().wait_aborted(Duration::from_secs(3)).await);
+}
