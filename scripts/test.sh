@@ -30,5 +30,19 @@ export OLLMLX_URL=$(sed -n 's/^listening on //p' "$LOG" | head -1)
 [ -n "$OLLMLX_URL" ] || { echo "ollmlx-mock-serve did not start:"; cat "$LOG"; exit 1; }
 echo "server at $OLLMLX_URL"
 
-(cd tests/clients/python && "$ROOT/.venv-clients/bin/python" -m pytest -q)
-(cd tests/clients/js && node --test)
+run_suites() {
+  (cd tests/clients/python && "$ROOT/.venv-clients/bin/python" -m pytest -q -p no:cacheprovider)
+  (cd tests/clients/js && node --test)
+}
+run_suites
+
+echo "== the same suites through 'ollmlx serve --upstream' (transparent proxy mode)"
+cargo build -q -p ollmlx-cli
+PROXY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PLOG=$(mktemp)
+OLLAMA_HOST=127.0.0.1:$PROXY_PORT "$ROOT/target/debug/ollmlx" serve --upstream "$OLLMLX_URL" >"$PLOG" 2>&1 &
+PROXY=$!
+trap 'kill $SERVER $PROXY 2>/dev/null || true; rm -f "$LOG" "$PLOG"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PROXY_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+export OLLMLX_URL=http://127.0.0.1:$PROXY_PORT
+run_suites

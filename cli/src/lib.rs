@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod cmd;
+pub mod config;
 pub mod duration;
 pub mod env;
 pub mod format;

@@ -57,7 +57,14 @@ pub struct Cli {
 
 /// Arguments of `serve` (none; configuration comes from the environment).
 #[derive(Debug, Clone, Default, Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Forward every request to this Ollama server unchanged (transparent proxy mode)
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Backend configuration file (default $OLLMLX_CONFIG, else ~/.ollmlx/config.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
 
 /// `create MODEL`.
 #[derive(Debug, Clone, Args)]
