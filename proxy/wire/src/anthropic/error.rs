@@ -2,14 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ollama::null_default;
+
 /// The error body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
     /// Always `error`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The error.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub error: Error,
     /// `req_<24 hex>`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -21,10 +23,10 @@ pub struct ErrorResponse {
 pub struct Error {
     /// `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`,
     /// `rate_limit_error`, `overloaded_error` or `api_error`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Human-readable message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub message: String,
 }
 

@@ -297,10 +297,10 @@ pub struct Metadata {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub input_tokens: u64,
     /// Generated tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub output_tokens: u64,
 }
 
@@ -308,16 +308,16 @@ pub struct Usage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessagesResponse {
     /// `msg_<24 hex>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `message`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Always `assistant`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub role: String,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Blocks; `null` when a non-streaming answer has none (as upstream), `[]` in `message_start`.
     #[serde(default)]
@@ -329,7 +329,7 @@ pub struct MessagesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_sequence: Option<String>,
     /// Token counts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub usage: Usage,
 }
 
@@ -337,10 +337,10 @@ pub struct MessagesResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageStartEvent {
     /// Always `message_start`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The message shell (empty content).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub message: MessagesResponse,
 }
 
@@ -348,13 +348,13 @@ pub struct MessageStartEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContentBlockStartEvent {
     /// Always `content_block_start`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Block index.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
     /// The empty block.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub content_block: ContentBlock,
 }
 
@@ -362,13 +362,13 @@ pub struct ContentBlockStartEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContentBlockDeltaEvent {
     /// Always `content_block_delta`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Block index.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
     /// The increment.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub delta: Delta,
 }
 
@@ -376,7 +376,7 @@ pub struct ContentBlockDeltaEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
     /// `text_delta`, `input_json_delta`, `thinking_delta` or `signature_delta`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -396,10 +396,10 @@ pub struct Delta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentBlockStopEvent {
     /// Always `content_block_stop`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Block index.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
 }
 
@@ -407,13 +407,13 @@ pub struct ContentBlockStopEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageDeltaEvent {
     /// Always `message_delta`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Stop information.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub delta: MessageDelta,
     /// Final token counts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub usage: Usage,
 }
 
@@ -432,7 +432,7 @@ pub struct MessageDelta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageStopEvent {
     /// Always `message_stop`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
 }
 
@@ -440,9 +440,9 @@ pub struct MessageStopEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamErrorEvent {
     /// Always `error`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The error.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub error: Error,
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ollama::{is_false, null_default, DebugInfo, Logprob};
+use crate::ollama::{is_false, is_zero, null_default, DebugInfo, Logprob};
 
 /// A chat message as sent by clients (`content` is a string, an array of parts, or `null`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ pub struct ToolCall {
     #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Name and arguments.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub function: FunctionCall,
 }
 
@@ -107,7 +107,8 @@ pub struct Reasoning {
     pub effort: String,
 }
 
-/// Body of `POST /v1/chat/completions` (fields Ollama reads; others are ignored).
+/// Body of `POST /v1/chat/completions` (fields Ollama reads; others are ignored). Unset optional
+/// fields are omitted when serializing, so the struct can be sent to an upstream OpenAI server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatCompletionRequest {
     /// Model name.
@@ -120,34 +121,38 @@ pub struct ChatCompletionRequest {
     #[serde(default, deserialize_with = "null_default")]
     pub stream: bool,
     /// Streaming options.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
     /// Maximum tokens to generate (`num_predict`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<i64>,
     /// RNG seed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     /// A stop string or an array of them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub stop: Value,
     /// Sampling temperature (Ollama defaults it to 1.0).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     /// Frequency penalty.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequency_penalty: Option<f64>,
     /// Presence penalty.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f64>,
     /// Nucleus sampling (Ollama defaults it to 1.0).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     /// Output format.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
     /// Tools in `{"type":"function","function":{...}}` shape.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tools: Vec<Value>,
     /// Nested reasoning effort (wins over `reasoning_effort`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,10 +161,14 @@ pub struct ChatCompletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<String>,
     /// Return log probabilities.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
     /// Alternatives per token.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub top_logprobs: i64,
     /// Render the prompt only (Ollama extension).
     #[serde(
@@ -208,10 +217,10 @@ pub struct ResponseMessage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     /// Always 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
     /// The answer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub message: ResponseMessage,
     /// `stop`, `length`, `tool_calls`, or `null`.
     #[serde(default)]
@@ -225,13 +234,13 @@ pub struct Choice {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub prompt_tokens: u64,
     /// Generated tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub completion_tokens: u64,
     /// Sum of both.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub total_tokens: u64,
 }
 
@@ -239,25 +248,25 @@ pub struct Usage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatCompletion {
     /// `chatcmpl-<n>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `chat.completion`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// Unix seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created: i64,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Always `fp_ollama`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub system_fingerprint: String,
     /// Exactly one choice.
     #[serde(default, deserialize_with = "null_default")]
     pub choices: Vec<Choice>,
     /// Token counts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub usage: Usage,
     /// Rendered prompt for `_debug_render_only` requests.
     #[serde(
@@ -301,10 +310,10 @@ pub struct Delta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     /// Always 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
     /// What is new.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub delta: Delta,
     /// `null` except on the finish chunk.
     #[serde(default)]
@@ -318,19 +327,19 @@ pub struct ChunkChoice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatCompletionChunk {
     /// `chatcmpl-<n>`, shared by all chunks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `chat.completion.chunk`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// Unix seconds, shared by all chunks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created: i64,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Always `fp_ollama`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub system_fingerprint: String,
     /// One choice, or none on the usage chunk.
     #[serde(default, deserialize_with = "null_default")]

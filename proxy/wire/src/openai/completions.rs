@@ -65,7 +65,7 @@ pub struct CompleteChunkChoice {
     #[serde(default, deserialize_with = "null_default")]
     pub text: String,
     /// Always 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
     /// `stop`, `length`, or `null`.
     #[serde(default)]
@@ -79,25 +79,25 @@ pub struct CompleteChunkChoice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
     /// `cmpl-<n>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `text_completion`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// Unix seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created: i64,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Always `fp_ollama`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub system_fingerprint: String,
     /// Exactly one choice.
     #[serde(default, deserialize_with = "null_default")]
     pub choices: Vec<CompleteChunkChoice>,
     /// Token counts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub usage: Usage,
 }
 
@@ -105,22 +105,22 @@ pub struct Completion {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompletionChunk {
     /// `cmpl-<n>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `text_completion`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// Unix seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created: i64,
     /// One choice, or none on the usage chunk.
     #[serde(default, deserialize_with = "null_default")]
     pub choices: Vec<CompleteChunkChoice>,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Always `fp_ollama`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub system_fingerprint: String,
     /// Zeroed on every chunk with `include_usage`, real on the final one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,13 +50,13 @@ impl Default for EmbeddingVector {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Embedding {
     /// Always `embedding`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// The vector.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub embedding: EmbeddingVector,
     /// Position of the input.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub index: usize,
 }
 
@@ -64,10 +64,10 @@ pub struct Embedding {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbeddingUsage {
     /// Tokens processed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub prompt_tokens: u64,
     /// Same as `prompt_tokens`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub total_tokens: u64,
 }
 
@@ -75,15 +75,15 @@ pub struct EmbeddingUsage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingList {
     /// Always `list`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// The embeddings in input order.
     #[serde(default)]
     pub data: Option<Vec<Embedding>>,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Token counts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub usage: EmbeddingUsage,
 }

@@ -1,6 +1,8 @@
 //! The OpenAI error envelope every `/v1` OpenAI route answers failures with.
 
 use serde::{Deserialize, Serialize};
+
+use crate::ollama::null_default;
 use serde_json::Value;
 
 /// `{"error":{...}}`.
@@ -14,10 +16,10 @@ pub struct ErrorResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Error {
     /// Human-readable message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub message: String,
     /// `invalid_request_error` (400), `not_found_error` (404) or `api_error`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Offending parameter (Ollama always sends `null`).
     #[serde(default)]

@@ -2,20 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ollama::null_default;
+
 /// One model entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Model {
     /// Model name with tag.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `model`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// Unix seconds of the manifest's modification time.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created: i64,
     /// The name's namespace (`library` for library models).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub owned_by: String,
 }
 
@@ -23,7 +25,7 @@ pub struct Model {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListCompletion {
     /// Always `list`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// The models, or `None` (`null`) when empty.
     #[serde(default)]

@@ -58,7 +58,7 @@ impl<'de> Deserialize<'de> for ResponsesInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesInputMessage {
     /// Always `message`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// `user`, `system`, `developer` or `assistant`.
     #[serde(default, deserialize_with = "null_default")]
@@ -79,7 +79,7 @@ pub struct ResponsesFunctionCall {
     )]
     pub id: String,
     /// Always `function_call`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The tool call id.
     #[serde(default, deserialize_with = "null_default")]
@@ -96,7 +96,7 @@ pub struct ResponsesFunctionCall {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesFunctionCallOutput {
     /// Always `function_call_output`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The call this answers.
     #[serde(default, deserialize_with = "null_default")]
@@ -110,7 +110,7 @@ pub struct ResponsesFunctionCallOutput {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesReasoningSummary {
     /// Always `summary_text`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The text.
     #[serde(default, deserialize_with = "null_default")]
@@ -258,7 +258,7 @@ pub struct ResponsesRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesTextField {
     /// The format in effect (`{"type":"text"}` by default).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub format: ResponsesTextFormat,
 }
 
@@ -277,10 +277,10 @@ pub struct ResponsesReasoningOutput {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesError {
     /// Error code.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub code: String,
     /// Message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub message: String,
 }
 
@@ -288,7 +288,7 @@ pub struct ResponsesError {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesIncompleteDetails {
     /// Why the response is incomplete.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub reason: String,
 }
 
@@ -296,16 +296,16 @@ pub struct ResponsesIncompleteDetails {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesOutputContent {
     /// Always `output_text`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub text: String,
     /// Always `[]`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub annotations: Vec<Value>,
     /// Always `[]`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub logprobs: Vec<Value>,
 }
 
@@ -313,10 +313,10 @@ pub struct ResponsesOutputContent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesWebSearchAction {
     /// Always `search`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// The query.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub query: String,
 }
 
@@ -324,10 +324,10 @@ pub struct ResponsesWebSearchAction {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesOutputItem {
     /// Item id (`rs_...`, `msg_...`, `fc_...`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Item type.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// `in_progress` or `completed`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -362,7 +362,7 @@ pub struct ResponsesOutputItem {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesInputTokensDetails {
     /// Always 0 from Ollama.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub cached_tokens: u64,
 }
 
@@ -370,7 +370,7 @@ pub struct ResponsesInputTokensDetails {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesOutputTokensDetails {
     /// Always 0 from Ollama.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub reasoning_tokens: u64,
 }
 
@@ -378,19 +378,19 @@ pub struct ResponsesOutputTokensDetails {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsesUsage {
     /// Prompt tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub input_tokens: u64,
     /// Generated tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub output_tokens: u64,
     /// Sum of both.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub total_tokens: u64,
     /// Cached-token breakdown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub input_tokens_details: ResponsesInputTokensDetails,
     /// Reasoning-token breakdown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub output_tokens_details: ResponsesOutputTokensDetails,
 }
 
@@ -398,25 +398,25 @@ pub struct ResponsesUsage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesResponse {
     /// `resp_<n>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Always `response`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub object: String,
     /// Unix seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created_at: i64,
     /// Unix seconds, once completed.
     #[serde(default)]
     pub completed_at: Option<i64>,
     /// `in_progress`, `completed` or `failed`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub status: String,
     /// Always `null` from Ollama.
     #[serde(default)]
     pub incomplete_details: Option<ResponsesIncompleteDetails>,
     /// Model name as requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Always `null`.
     #[serde(default)]
@@ -431,34 +431,34 @@ pub struct ResponsesResponse {
     #[serde(default)]
     pub error: Option<ResponsesError>,
     /// The request's tools (`[]` when none).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub tools: Vec<ResponsesTool>,
     /// Always `auto`.
     #[serde(default)]
     pub tool_choice: Value,
     /// The request's truncation, `disabled` by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub truncation: String,
     /// Always true.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub parallel_tool_calls: bool,
     /// Output format in effect.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub text: ResponsesTextField,
     /// The request's `top_p` (1.0 when absent).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub top_p: f64,
     /// Always 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub presence_penalty: f64,
     /// Always 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub frequency_penalty: f64,
     /// Always 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub top_logprobs: i64,
     /// The request's temperature (1.0 when absent).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub temperature: f64,
     /// The request's reasoning settings, or `null`.
     #[serde(default)]
@@ -473,16 +473,16 @@ pub struct ResponsesResponse {
     #[serde(default)]
     pub max_tool_calls: Option<i64>,
     /// Always false.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub store: bool,
     /// The request's `background`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub background: bool,
     /// Always `default`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub service_tier: String,
     /// Always `{}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: Map<String, Value>,
     /// Always `null`.
     #[serde(default)]
@@ -496,10 +496,10 @@ pub struct ResponsesResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesStreamEvent {
     /// Event type, e.g. `response.output_text.delta`.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
     pub kind: String,
     /// Position in the stream, from 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub sequence_number: u64,
     /// Every other field.
     #[serde(flatten)]
