@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, EXPECT, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body::Body as _;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyDataStream, BodyExt, Empty, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ollmlx_infer::{BackendError, RawBody};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,6 +98,7 @@ impl UpstreamClient {
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.set_nodelay(true);
         let inner = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.pool_idle_timeout)
             .build(connector);
         let shown = format!("{}{}", base.to_string().trim_end_matches('/'), prefix);
@@ -147,10 +149,20 @@ impl UpstreamClient {
         for (k, v) in headers.iter() {
             h.append(k, v.clone());
         }
-        match tokio::time::timeout(self.header_timeout, self.inner.request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(self.transport_error(&e)),
-            Err(_) => Err(BackendError::Unavailable(format!(
+        // The header timeout starts once the request body is sent: a big blob upload may take
+        // longer than it, and the upstream answers only after reading all of it.
+        let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+        let req = req.map(|body| NotifyEnd::new(body, sent_tx).boxed_unsync());
+        let fut = self.inner.request(req);
+        tokio::pin!(fut);
+        let result = tokio::select! {
+            r = &mut fut => Some(r),
+            _ = sent_rx => tokio::time::timeout(self.header_timeout, &mut fut).await.ok(),
+        };
+        match result {
+            Some(Ok(resp)) => Ok(resp),
+            Some(Err(e)) => Err(self.transport_error(&e)),
+            None => Err(BackendError::Unavailable(format!(
                 "{} did not send response headers within {}s",
                 self.label,
                 self.header_timeout.as_secs_f64()
@@ -288,6 +300,59 @@ impl std::fmt::Debug for UpstreamClient {
             .field("label", &self.label)
             .field("header_timeout", &self.header_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// A request body that reports when it has been sent in full (or abandoned).
+struct NotifyEnd {
+    inner: ReqBody,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+// === impl NotifyEnd ===
+
+impl NotifyEnd {
+    fn new(inner: ReqBody, sent: tokio::sync::oneshot::Sender<()>) -> Self {
+        let mut this = NotifyEnd {
+            inner,
+            sent: Some(sent),
+        };
+        if this.inner.is_end_stream() {
+            this.fire();
+        }
+        this
+    }
+
+    fn fire(&mut self) {
+        if let Some(tx) = self.sent.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl http_body::Body for NotifyEnd {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_))) => self.fire(),
+            std::task::Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.fire(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

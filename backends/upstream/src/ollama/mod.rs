@@ -170,7 +170,8 @@ impl OllamaUpstream {
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
+            // 400 is upstream's answer to a name it cannot parse: not a model it serves.
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => Ok(false),
             _ => Err(self.client.error_from(resp).await),
         }
     }

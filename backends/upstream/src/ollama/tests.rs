@@ -594,3 +594,22 @@ async fn headers_without_body_are_bounded_by_the_header_timeout() {
     );
     assert!(fake.observed().wait_aborted(Duration::from_secs(3)).await);
 }
+
+#[tokio::test]
+async fn slow_upload_is_not_cut_by_the_header_timeout() {
+    let fake = FakeUpstream::start(|_| Reply::new(201, "text/plain", "")).await;
+    let mut cfg = OllamaUpstreamConfig::new(fake.url());
+    cfg.header_timeout_secs = 0.2;
+    let b = OllamaUpstream::new(&cfg).unwrap();
+    let body: RawBody = futures::stream::iter(0..6)
+        .then(|i| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(Bytes::from(format!("part{i}")))
+        })
+        .boxed();
+    assert!(b.blob_put("sha256:dd".into(), body).await.unwrap());
+    assert_eq!(
+        &fake.observed().requests()[0].body[..],
+        b"part0part1part2part3part4part5"
+    );
+}
