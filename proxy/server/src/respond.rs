@@ -5,7 +5,7 @@
 //! so the route decides the message and the dialect decides the envelope.
 
 use http::{Response, StatusCode};
-use ollmlx_dialect::{anthropic, ollama, openai};
+use ollmlx_dialect::{anthropic, ollama, openai, DecodeError};
 use ollmlx_infer::BackendError;
 
 use crate::body::{json, BoxBody};
@@ -41,28 +41,32 @@ pub fn with_tag(model: &str) -> String {
     }
 }
 
-/// A complete error response in the route's dialect.
+/// A complete error response in the route's dialect, as the handlers write backend failures
+/// (the OpenAI and Anthropic middlewares use Go's `json.Encoder`: trailing newline).
 pub fn error_response(route: &Route, status: u16, message: &str) -> Response<BoxBody> {
+    envelope(route, status, message, false)
+}
+
+/// A request that failed decoding or validation (gin's `AbortWithStatusJSON`: no newline).
+pub fn decode_error(route: &Route, err: &DecodeError) -> Response<BoxBody> {
+    envelope(route, err.status, &err.message, true)
+}
+
+fn envelope(route: &Route, status: u16, message: &str, abort: bool) -> Response<BoxBody> {
     let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match route.dialect() {
-        Dialect::Ollama => json(status_code, ollama::error_body(message)),
-        Dialect::OpenAi => {
-            let mut r = json(status_code, openai::error_body(status, message));
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        Dialect::Anthropic => {
-            let mut r = json(status_code, anthropic::error_body(status, message));
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-    }
+    let body = match route.dialect() {
+        Dialect::Ollama => return json(status_code, ollama::error_body(message)),
+        Dialect::OpenAi if abort => openai::abort_error_body(status, message),
+        Dialect::OpenAi => openai::error_body(status, message),
+        Dialect::Anthropic if abort => anthropic::abort_error_body(status, message),
+        Dialect::Anthropic => anthropic::error_body(status, message),
+    };
+    let mut r = json(status_code, body);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// Error response for a backend failure before the first byte.

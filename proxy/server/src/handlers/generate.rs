@@ -10,7 +10,7 @@ use ollmlx_infer::{DoneReason, Event};
 
 use crate::body::{with_type, BoxBody, JSON};
 use crate::encode::{stream_response, Framing};
-use crate::respond::{backend_error, error_response};
+use crate::respond::{backend_error, decode_error, error_response};
 use crate::routes::{Dialect, Route};
 use crate::state::AppState;
 
@@ -37,7 +37,7 @@ fn body_type(route: &Route) -> &'static str {
 pub async fn generate(state: &AppState, route: &Route, body: &[u8]) -> Response<BoxBody> {
     let Decoded { request, mut codec } = match decode(route, body) {
         Ok(d) => d,
-        Err(e) => return error_response(route, e.status, &e.message),
+        Err(e) => return decode_error(route, &e),
     };
     let stream_mode = request.stream;
     let backend = match state.router.route(&request.model).await {
@@ -89,7 +89,7 @@ pub async fn embed(state: &AppState, route: &Route, body: &[u8]) -> Response<Box
     };
     let DecodedEmbed { request, encode } = match decoded {
         Ok(d) => d,
-        Err(e) => return error_response(route, e.status, &e.message),
+        Err(e) => return decode_error(route, &e),
     };
     let backend = match state.router.route(&request.model).await {
         Ok(b) => b,
