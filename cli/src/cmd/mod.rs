@@ -12,6 +12,7 @@ use crate::env::{help_block, Env, CLIENT_HELP_VARS, RUN_HELP_VARS, SERVE_HELP_VA
 pub mod copy;
 pub mod create;
 pub mod display;
+pub mod help;
 pub mod interactive;
 pub mod list;
 pub mod ps;
@@ -177,7 +178,7 @@ pub struct RegistryArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start ollmlx
-    #[command(alias = "start", after_help = help_block(SERVE_HELP_VARS))]
+    #[command(visible_alias = "start", after_help = help_block(SERVE_HELP_VARS))]
     Serve(ServeArgs),
     /// Create a model
     #[command(after_help = help_block(CLIENT_HELP_VARS))]
@@ -208,7 +209,7 @@ pub enum Command {
     #[command(alias = "logout")]
     Signout,
     /// List models
-    #[command(alias = "ls", after_help = help_block(CLIENT_HELP_VARS))]
+    #[command(visible_alias = "ls", after_help = help_block(CLIENT_HELP_VARS))]
     List {
         /// Only models whose name starts with this (case-insensitive).
         #[arg(value_name = "PREFIX")]
@@ -243,6 +244,17 @@ pub enum Command {
 /// Parse the command line, run the command, and return its result (`Error: <msg>` is printed
 /// by `main`). Help and usage errors are printed here.
 pub fn main() -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = Cli::command();
+    match help::scan(&root, &args) {
+        help::Scan::Help(sub) => {
+            print!("{}", help::render(&root, sub.as_deref()));
+            return Ok(());
+        }
+        help::Scan::Error(msg) => anyhow::bail!(msg),
+        help::Scan::Parse => {}
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -259,8 +271,7 @@ pub fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
         None if !cli.version => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
+            print!("{}", help::render(&root, None));
             Ok(())
         }
         command => {
