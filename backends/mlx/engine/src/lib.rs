@@ -1,1 +1,23 @@
-//! ollmlx-engine (work in progress).
+//! ollmlx-engine: the in-process MLX inference engine (no HTTP here).
+//!
+//! Request path: HTTP server → dialect → `ollmlx-mlx` (the `Backend`) → **this crate**: an
+//! [`Engine`] handle queues [`GenerateRequest`]s onto one dedicated OS thread that owns all MLX
+//! state (models from `ollmlx-models`, KV caches, tokenizers). That thread renders the chat
+//! template, tokenizes, prefills, samples and streams [`EngineEvent`]s back on the request's own
+//! channel; dropping the receiver cancels the request at the next decode step.
+
+pub mod engine;
+pub mod error;
+pub mod generate;
+pub mod sampler;
+pub mod stop;
+pub mod template;
+pub mod tokenizer;
+
+pub use engine::{
+    DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
+};
+pub use error::EngineError;
+pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};
+pub use sampler::SamplerConfig;
+pub use template::ChatMessage;

@@ -1,0 +1,412 @@
+//! The engine thread: one OS thread owns every MLX object (MLX streams are thread-local), fed by
+//! a bounded queue. Each request carries its own reply channel; dropping the receiver cancels it.
+//! Loaded models stay resident until their keep-alive expires.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use mlx_rs::{Device, DeviceType};
+use ollmlx_models::{KvCache, LoadOptions, Model};
+use tokio::sync::mpsc::Sender;
+
+use crate::error::EngineError;
+use crate::generate::{self, GenerateRequest};
+use crate::template::{ChatTemplate, FALLBACK_TEMPLATE};
+use crate::tokenizer::Tokenizer;
+
+/// Which MLX device to compute on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// MLX's default: the GPU (Metal/CUDA) when the library has one, else the CPU.
+    #[default]
+    Auto,
+    /// Force the CPU device.
+    Cpu,
+    /// Force the GPU device.
+    Gpu,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Requests that may wait in the queue before `Overloaded` is returned.
+    pub queue_capacity: usize,
+    /// Device to use.
+    pub device: DeviceChoice,
+    /// Dtype/quantization policy; `None` picks per device ([`LoadOptions::for_device`]).
+    pub load: Option<LoadOptions>,
+    /// Models kept resident at once (least recently used is evicted).
+    pub max_loaded: usize,
+    /// Keep-alive when a request does not say (Ollama: 5 minutes).
+    pub default_keep_alive: KeepAlive,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queue_capacity: 32,
+            device: DeviceChoice::Auto,
+            load: None,
+            max_loaded: 1,
+            default_keep_alive: KeepAlive::For(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// How long a model stays loaded after its last request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// This long (zero unloads right after the request).
+    For(Duration),
+    /// Until unloaded explicitly.
+    Forever,
+}
+
+/// A model as the engine addresses it: a name and where its weights are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRef {
+    /// Name clients use.
+    pub name: String,
+    /// A `.gguf` file or an MLX/Hugging Face safetensors directory.
+    pub path: PathBuf,
+}
+
+/// What a generation stream delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// Newly generated text.
+    Text(String),
+    /// Finished.
+    Done(generate::Done),
+    /// Failed (terminal).
+    Error(EngineError),
+}
+
+/// A resident model, as `/api/ps` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedInfo {
+    /// Model name.
+    pub name: String,
+    /// Weights path.
+    pub path: PathBuf,
+    /// Bytes on disk of the weights.
+    pub size: u64,
+    /// `None` = never expires.
+    pub expires_at: Option<SystemTime>,
+    /// Context window in use.
+    pub context_length: u64,
+    /// Architecture string.
+    pub architecture: String,
+}
+
+enum Command {
+    Generate(Box<GenerateRequest>, Sender<EngineEvent>),
+    Unload(String, Sender<EngineEvent>),
+    Shutdown,
+}
+
+/// Handle to the engine thread (cheap to clone; the thread stops when the last handle drops).
+#[derive(Clone)]
+pub struct Engine {
+    tx: SyncSender<Command>,
+    status: Arc<Mutex<Vec<LoadedInfo>>>,
+    device: Arc<str>,
+    _guard: Arc<ShutdownGuard>,
+}
+
+struct ShutdownGuard(SyncSender<Command>);
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(Command::Shutdown);
+    }
+}
+
+impl Engine {
+    /// Spawn the engine thread and pick the device.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
+        let status = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let st = status.clone();
+        std::thread::Builder::new()
+            .name("ollmlx-mlx-engine".into())
+            .spawn(move || {
+                let device = match init_device(config.device) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(device.clone()));
+                EngineThread {
+                    config,
+                    device,
+                    models: HashMap::new(),
+                    status: st,
+                }
+                .run(rx);
+            })
+            .map_err(|e| EngineError::Model(format!("spawning the engine thread: {e}")))?;
+        let device = ready_rx.recv().map_err(|_| EngineError::Stopped)??;
+        Ok(Engine {
+            tx: tx.clone(),
+            status,
+            device: device.into(),
+            _guard: Arc::new(ShutdownGuard(tx)),
+        })
+    }
+
+    /// The device in use (`cpu` or `gpu`).
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Queue a generation; events arrive on `reply`. Fails fast when the queue is full.
+    pub fn generate(
+        &self,
+        req: GenerateRequest,
+        reply: Sender<EngineEvent>,
+    ) -> Result<(), EngineError> {
+        self.send(Command::Generate(Box::new(req), reply))
+    }
+
+    /// Unload a model (a `Done` with reason `Unload` arrives on `reply`).
+    pub fn unload(&self, name: &str, reply: Sender<EngineEvent>) -> Result<(), EngineError> {
+        self.send(Command::Unload(name.to_string(), reply))
+    }
+
+    /// Models currently resident.
+    pub fn loaded(&self) -> Vec<LoadedInfo> {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), EngineError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            TrySendError::Full(_) => EngineError::Overloaded,
+            TrySendError::Disconnected(_) => EngineError::Stopped,
+        })
+    }
+}
+
+fn init_device(choice: DeviceChoice) -> Result<String, EngineError> {
+    let gpu = match choice {
+        DeviceChoice::Cpu => false,
+        DeviceChoice::Gpu => true,
+        DeviceChoice::Auto => matches!(Device::try_default()?.get_type()?, DeviceType::Gpu),
+    };
+    let device = if gpu { Device::gpu() } else { Device::cpu() };
+    Device::set_default(&device);
+    Ok(if gpu { "gpu" } else { "cpu" }.to_string())
+}
+
+/// A resident model and its reusable state.
+pub(crate) struct Resident {
+    pub(crate) info: LoadedInfo,
+    pub(crate) model: Box<dyn Model>,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) template: ChatTemplate,
+    /// Caches and the tokens whose keys/values they hold (prompt-prefix reuse).
+    pub(crate) caches: Vec<KvCache>,
+    pub(crate) cached_tokens: Vec<u32>,
+    last_used: Instant,
+    expires: Option<Instant>,
+}
+
+struct EngineThread {
+    config: EngineConfig,
+    device: String,
+    models: HashMap<String, Resident>,
+    status: Arc<Mutex<Vec<LoadedInfo>>>,
+}
+
+impl EngineThread {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            let wait = self
+                .models
+                .values()
+                .filter_map(|m| m.expires)
+                .min()
+                .map_or(Duration::from_secs(3600), |t| {
+                    t.saturating_duration_since(Instant::now())
+                });
+            match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
+                Ok(Command::Generate(req, reply)) => self.generate(*req, reply),
+                Ok(Command::Unload(name, reply)) => {
+                    self.models.remove(&name);
+                    self.publish();
+                    let _ = reply.blocking_send(EngineEvent::Done(generate::Done::unloaded()));
+                }
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            let before = self.models.len();
+            self.models
+                .retain(|_, m| !matches!(m.expires, Some(t) if t <= now));
+            if self.models.len() != before {
+                self.publish();
+            }
+        }
+    }
+
+    fn generate(&mut self, req: GenerateRequest, reply: Sender<EngineEvent>) {
+        let t0 = Instant::now();
+        let load_start = Instant::now();
+        if let Err(e) = self.ensure_loaded(&req.model) {
+            let _ = reply.blocking_send(EngineEvent::Error(e));
+            return;
+        }
+        let load = load_start.elapsed();
+        let keep_alive = req.keep_alive.unwrap_or(self.config.default_keep_alive);
+        let name = req.model.name.clone();
+        let Some(m) = self.models.get_mut(&name) else {
+            return;
+        };
+        let result = generate::run(m, &req, &reply, load, t0);
+        match result {
+            Ok(Some(done)) => {
+                let _ = reply.blocking_send(EngineEvent::Done(done));
+            }
+            Ok(None) => {} // cancelled: the receiver is gone
+            Err(e) => {
+                m.caches = m.model.new_caches();
+                m.cached_tokens.clear();
+                let _ = reply.blocking_send(EngineEvent::Error(e));
+            }
+        }
+        m.last_used = Instant::now();
+        match keep_alive {
+            KeepAlive::Forever => m.expires = None,
+            KeepAlive::For(d) if d.is_zero() => {
+                self.models.remove(&name);
+            }
+            KeepAlive::For(d) => m.expires = Some(Instant::now() + d),
+        }
+        self.publish();
+    }
+
+    fn ensure_loaded(&mut self, model: &ModelRef) -> Result<(), EngineError> {
+        if self
+            .models
+            .get(&model.name)
+            .is_some_and(|m| m.info.path == model.path)
+        {
+            return Ok(());
+        }
+        self.models.remove(&model.name);
+        while self.models.len() >= self.config.max_loaded.max(1) {
+            let Some(oldest) = self
+                .models
+                .iter()
+                .min_by_key(|(_, m)| m.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.models.remove(&oldest);
+        }
+        let opts = self
+            .config
+            .load
+            .unwrap_or_else(|| LoadOptions::for_device(self.device == "cpu"));
+        let resident = load_resident(model, opts)?;
+        self.models.insert(model.name.clone(), resident);
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let now_i = Instant::now();
+        let now_s = SystemTime::now();
+        let list = self
+            .models
+            .values()
+            .map(|m| LoadedInfo {
+                expires_at: m
+                    .expires
+                    .map(|t| now_s + t.saturating_duration_since(now_i)),
+                ..m.info.clone()
+            })
+            .collect();
+        if let Ok(mut s) = self.status.lock() {
+            *s = list;
+        }
+    }
+}
+
+fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, EngineError> {
+    let loaded = ollmlx_models::load(&model.path, opts)?;
+    let (tokenizer, template_src) = match &loaded.gguf {
+        Some(file) => {
+            let meta = ollmlx_models::GgufMeta::new(file);
+            (
+                Tokenizer::from_gguf(&meta)?,
+                meta.string("tokenizer.chat_template")?,
+            )
+        }
+        None => {
+            let tok = Tokenizer::from_dir(&model.path, loaded.hf_config.as_ref())?;
+            (tok, hf_chat_template(&model.path))
+        }
+    };
+    drop(loaded.gguf);
+    let template = ChatTemplate::new(template_src.as_deref().unwrap_or(FALLBACK_TEMPLATE))?;
+    let model_box = loaded.model;
+    let info = LoadedInfo {
+        name: model.name.clone(),
+        path: model.path.clone(),
+        size: disk_size(&model.path),
+        expires_at: None,
+        context_length: model_box.info().context_length.max(0) as u64,
+        architecture: model_box.info().architecture.clone(),
+    };
+    Ok(Resident {
+        info,
+        caches: model_box.new_caches(),
+        model: model_box,
+        tokenizer,
+        template,
+        cached_tokens: Vec::new(),
+        last_used: Instant::now(),
+        expires: None,
+    })
+}
+
+/// `chat_template` from `tokenizer_config.json`, or a separate `chat_template.jinja`.
+fn hf_chat_template(dir: &Path) -> Option<String> {
+    if let Ok(s) = std::fs::read_to_string(dir.join("chat_template.jinja")) {
+        return Some(s);
+    }
+    let tc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).ok()?)
+            .ok()?;
+    match &tc["chat_template"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t["name"] == "default")
+            .and_then(|t| t["template"].as_str())
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+fn disk_size(path: &Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,314 @@
+//! One generation on the engine thread: render the prompt, tokenize, reuse the cached prompt
+//! prefix, prefill in batches, then decode token by token with the sampler, the incremental
+//! detokenizer and the stop-string matcher, checking for cancellation every step.
+
+use std::time::{Duration, Instant};
+
+use mlx_rs::{Array, Dtype};
+use ollmlx_models::LogitsMode;
+use tokio::sync::mpsc::Sender;
+
+use crate::engine::{EngineEvent, KeepAlive, ModelRef, Resident};
+use crate::error::EngineError;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::stop::StopMatcher;
+use crate::template::ChatMessage;
+use crate::tokenizer::Detokenizer;
+
+/// What to continue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// A conversation rendered through the model's chat template.
+    Chat {
+        /// Messages in order.
+        messages: Vec<ChatMessage>,
+        /// Tool definitions passed to the template.
+        tools: Vec<serde_json::Value>,
+    },
+    /// A completion prompt; templated as one user turn (plus optional system) unless `raw`.
+    Text {
+        /// The prompt.
+        prompt: String,
+        /// System prompt (ignored when raw).
+        system: String,
+        /// Skip the template.
+        raw: bool,
+    },
+    /// Only load the model (Ollama's empty-prompt request); finishes with reason `Load`.
+    LoadOnly,
+}
+
+/// A generation request as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// The model.
+    pub model: ModelRef,
+    /// Input.
+    pub prompt: Prompt,
+    /// Sampling parameters.
+    pub sampler: SamplerConfig,
+    /// Maximum new tokens (`None` = until EOS / context end).
+    pub num_predict: Option<usize>,
+    /// Context window (prompt + output) in tokens.
+    pub num_ctx: usize,
+    /// Prefill batch size.
+    pub num_batch: usize,
+    /// Stop strings.
+    pub stop: Vec<String>,
+    /// Drop the start of an over-long prompt instead of failing.
+    pub truncate: bool,
+    /// Keep-alive after this request (`None` = engine default).
+    pub keep_alive: Option<KeepAlive>,
+    /// Return prompt + output ids in `Done::context`.
+    pub return_context: bool,
+}
+
+impl GenerateRequest {
+    /// A request with Ollama's defaults (num_ctx 4096, num_batch 512, truncate).
+    pub fn new(model: ModelRef, prompt: Prompt) -> Self {
+        GenerateRequest {
+            model,
+            prompt,
+            sampler: SamplerConfig::default(),
+            num_predict: None,
+            num_ctx: 4096,
+            num_batch: 512,
+            stop: Vec::new(),
+            truncate: true,
+            keep_alive: None,
+            return_context: false,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-sequence token or a stop string.
+    Stop,
+    /// `num_predict` or the context window reached.
+    Length,
+    /// Load-only request.
+    Load,
+    /// Unload request.
+    Unload,
+}
+
+/// Counts and timings of one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GenStats {
+    /// Whole request.
+    pub total: Duration,
+    /// Loading the model (zero when it was resident).
+    pub load: Duration,
+    /// Prompt tokens evaluated (after prefix reuse).
+    pub prompt_eval_count: u64,
+    /// Prompt evaluation time.
+    pub prompt_eval: Duration,
+    /// Tokens generated.
+    pub eval_count: u64,
+    /// Generation time.
+    pub eval: Duration,
+}
+
+/// The final event of a generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    /// Why it ended.
+    pub reason: FinishReason,
+    /// Counts and timings.
+    pub stats: GenStats,
+    /// Prompt + output ids, when requested.
+    pub context: Option<Vec<u32>>,
+}
+
+impl Done {
+    pub(crate) fn unloaded() -> Self {
+        Done {
+            reason: FinishReason::Unload,
+            stats: GenStats::default(),
+            context: None,
+        }
+    }
+}
+
+/// Render the prompt text for `req` with the model's template.
+pub(crate) fn render(m: &Resident, prompt: &Prompt) -> Result<String, EngineError> {
+    let tok = &m.tokenizer;
+    match prompt {
+        Prompt::Chat { messages, tools } => {
+            m.template
+                .render(messages, tools, &tok.bos_token, &tok.eos_token, true)
+        }
+        Prompt::Text {
+            prompt, raw: true, ..
+        } => Ok(prompt.clone()),
+        Prompt::Text {
+            prompt,
+            system,
+            raw: false,
+        } => {
+            let mut msgs = Vec::new();
+            if !system.is_empty() {
+                msgs.push(ChatMessage {
+                    role: "system".into(),
+                    content: system.clone(),
+                    ..Default::default()
+                });
+            }
+            msgs.push(ChatMessage {
+                role: "user".into(),
+                content: prompt.clone(),
+                ..Default::default()
+            });
+            m.template
+                .render(&msgs, &[], &tok.bos_token, &tok.eos_token, true)
+        }
+        Prompt::LoadOnly => Ok(String::new()),
+    }
+}
+
+/// Run one request. `Ok(None)` means the client went away (cancelled).
+pub(crate) fn run(
+    m: &mut Resident,
+    req: &GenerateRequest,
+    reply: &Sender<EngineEvent>,
+    load: Duration,
+    t0: Instant,
+) -> Result<Option<Done>, EngineError> {
+    let mut stats = GenStats {
+        load,
+        ..Default::default()
+    };
+    if req.prompt == Prompt::LoadOnly {
+        stats.total = t0.elapsed();
+        return Ok(Some(Done {
+            reason: FinishReason::Load,
+            stats,
+            context: None,
+        }));
+    }
+    let text = render(m, &req.prompt)?;
+    let mut ids = m.tokenizer.encode(&text)?;
+    if let Some(bos) = m.tokenizer.bos_id.filter(|_| m.tokenizer.add_bos) {
+        if ids.first() != Some(&bos) {
+            ids.insert(0, bos);
+        }
+    }
+    if ids.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "the prompt is empty after tokenization".into(),
+        ));
+    }
+    let num_ctx = req.num_ctx.max(2);
+    if ids.len() >= num_ctx {
+        if !req.truncate {
+            return Err(EngineError::ContextLength(format!(
+                "the input length ({}) exceeds the context length ({num_ctx})",
+                ids.len()
+            )));
+        }
+        ids.drain(..ids.len() - (num_ctx - 1));
+    }
+
+    // Prompt-prefix reuse: keep the cached keys/values of the common prefix.
+    let mut common = m
+        .cached_tokens
+        .iter()
+        .zip(&ids)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == ids.len() {
+        common -= 1; // at least one token must be evaluated to get logits
+    }
+    if common == 0 {
+        m.caches = m.model.new_caches();
+    } else {
+        m.caches.iter_mut().for_each(|c| c.truncate(common as i32));
+    }
+    m.cached_tokens.truncate(common);
+
+    let prefill_start = Instant::now();
+    let mut logits = None;
+    for chunk in ids[common..].chunks(req.num_batch.max(1)) {
+        let l = forward(m, chunk)?;
+        l.eval()?;
+        m.cached_tokens.extend_from_slice(chunk);
+        logits = Some(l);
+        if reply.is_closed() {
+            return Ok(None);
+        }
+    }
+    let mut logits =
+        logits.ok_or_else(|| EngineError::InvalidRequest("nothing to evaluate".into()))?;
+    stats.prompt_eval = prefill_start.elapsed();
+    stats.prompt_eval_count = (ids.len() - common) as u64;
+
+    let decode_start = Instant::now();
+    let mut sampler = Sampler::new(req.sampler.clone());
+    let mut history = ids.clone();
+    let mut detok = Detokenizer::new();
+    let mut stop = StopMatcher::new(&req.stop);
+    let mut generated = 0usize;
+    let reason = loop {
+        let mut row = logits_row(&logits)?;
+        let tok = sampler.sample(&mut row, &history);
+        if m.tokenizer.eos_ids.contains(&tok) {
+            break FinishReason::Stop;
+        }
+        history.push(tok);
+        generated += 1;
+        let out = stop.push(&detok.push(&m.tokenizer, tok)?);
+        if !out.emit.is_empty() && reply.blocking_send(EngineEvent::Text(out.emit)).is_err() {
+            return Ok(None);
+        }
+        if out.stopped {
+            break FinishReason::Stop;
+        }
+        if req.num_predict.is_some_and(|n| generated >= n) || history.len() >= num_ctx {
+            break FinishReason::Length;
+        }
+        if reply.is_closed() {
+            return Ok(None);
+        }
+        logits = forward(m, &[tok])?;
+        m.cached_tokens.push(tok);
+    };
+    if !stop.is_finished() {
+        let tail = stop.push(&detok.flush(&m.tokenizer)?);
+        let rest = if tail.stopped {
+            tail.emit
+        } else {
+            tail.emit + &stop.flush()
+        };
+        if !rest.is_empty() && reply.blocking_send(EngineEvent::Text(rest)).is_err() {
+            return Ok(None);
+        }
+    }
+    stats.eval = decode_start.elapsed();
+    stats.eval_count = generated as u64;
+    stats.total = t0.elapsed();
+    Ok(Some(Done {
+        reason,
+        stats,
+        context: req.return_context.then_some(history),
+    }))
+}
+
+fn forward(m: &mut Resident, tokens: &[u32]) -> Result<Array, EngineError> {
+    let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+    let input = Array::from_slice(&ids, &[1, ids.len() as i32]);
+    Ok(m.model.forward(&input, &mut m.caches, LogitsMode::Last)?)
+}
+
+fn logits_row(logits: &Array) -> Result<Vec<f32>, EngineError> {
+    let l = if logits.dtype() == Dtype::Float32 {
+        logits.clone()
+    } else {
+        logits.as_dtype(Dtype::Float32)?
+    };
+    l.eval()?;
+    Ok(l.try_as_slice::<f32>()
+        .map_err(|e| EngineError::Model(e.to_string()))?
+        .to_vec())
+}
