@@ -186,6 +186,32 @@ header_timeout_secs = 30
     }
 
     #[test]
+    fn configs_deserialize_from_a_whole_backends_table_with_router_keys() {
+        let doc: toml::Table = toml::from_str(
+            r#"
+[[backends]]
+name = "lab"
+kind = "ollama"
+route = ["llama*"]
+url = "http://lab:11434"
+[[backends]]
+name = "gpu"
+kind = "openai"
+route = ["qwen3:*"]
+url = "http://10.0.0.5:8000/v1"
+api_key = "sk-x"
+"#,
+        )
+        .unwrap();
+        let tables = doc["backends"].as_array().unwrap();
+        let o: OllamaUpstreamConfig = tables[0].clone().try_into().unwrap();
+        assert_eq!(o.url, "http://lab:11434");
+        let a: OpenAiUpstreamConfig = tables[1].clone().try_into().unwrap();
+        assert_eq!(a.api_key.as_deref(), Some("sk-x"));
+        assert!(a.models.is_empty());
+    }
+
+    #[test]
     fn ollama_config_needs_only_a_url() {
         let c: OllamaUpstreamConfig = toml::from_str(r#"url = "http://127.0.0.1:11434""#).unwrap();
         assert_eq!(c, OllamaUpstreamConfig::new("http://127.0.0.1:11434"));
