@@ -158,6 +158,12 @@ impl Inner {
     }
 
     async fn generate(&self, req: Request) -> Result<EventStream, BackendError> {
+        if req.debug_render_only {
+            return Err(BackendError::NotImplemented(format!(
+                "the {} backend cannot render prompts: the upstream applies its own template",
+                self.name
+            )));
+        }
         let empty = match &req.input {
             Input::Chat(c) => c.messages.is_empty(),
             Input::Generate(g) => g.prompt.is_empty() && g.suffix.is_empty(),

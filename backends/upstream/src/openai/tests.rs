@@ -406,3 +406,14 @@ async fn dropping_the_event_stream_closes_the_upstream_connection() {
     drop(s);
     assert!(fake.observed().wait_aborted(Duration::from_secs(3)).await);
 }
+
+#[tokio::test]
+async fn debug_render_only_is_refused_without_calling_upstream() {
+    let fake = FakeUpstream::start(|_| Reply::json(200, MODELS)).await;
+    let b = OpenAiUpstream::new(config(&fake.url())).unwrap();
+    let mut req = chat("Qwen/Qwen3-8B", "hi");
+    req.debug_render_only = true;
+    let e = b.generate(req).await.err().unwrap();
+    assert_eq!(e.status(), 501);
+    assert!(fake.observed().requests().is_empty());
+}
