@@ -307,9 +307,12 @@ impl Backend for StoreBackend {
         Box::pin(async move {
             let r = match req {
                 ManageRequest::Create(r) => unbox(r),
-                ManageRequest::Pull(_) | ManageRequest::Push(_) => {
+                ManageRequest::Pull(r) => {
+                    return crate::pull::start(store, r, crate::pull::PullConfig::from_env()).await
+                }
+                ManageRequest::Push(_) => {
                     return Err(BackendError::NotImplemented(format!(
-                        "the {backend} backend does not support pull or push yet"
+                        "the {backend} backend does not support push yet"
                     )))
                 }
             };

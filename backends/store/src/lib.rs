@@ -21,6 +21,7 @@ pub mod info;
 pub mod manifest;
 pub mod modelfile;
 pub mod name;
+pub mod pull;
 pub mod safetensors;
 pub mod store;
 
