@@ -222,7 +222,7 @@ impl Backend for MockBackend {
                 Script::Echo => (echo_events(&req), None),
             };
             counters.started.fetch_add(1, Ordering::SeqCst);
-            let (tx, rx) = mpsc::channel::<Result<Event, BackendError>>(1);
+            let (tx, rx) = mpsc::channel::<Result<Event, BackendError>>(64);
             tokio::spawn(async move {
                 for ev in events {
                     if !delay.is_zero() {

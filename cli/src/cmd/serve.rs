@@ -23,7 +23,9 @@ use crate::env::Env;
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let env = Env::from_process();
     init_tracing(&env);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(serve_async(env, args))
 }
 
@@ -33,9 +35,13 @@ fn init_tracing(env: &Env) {
         l if l <= -4 => "debug",
         _ => "info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OLLMLX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,h2=warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OLLMLX_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,h2=warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Build the router: `--upstream` alone, or the local backend plus configured backends.
@@ -48,7 +54,10 @@ pub fn build_router(env: &Env, args: &ServeArgs) -> anyhow::Result<BackendRouter
         return Ok(BackendRouter::new(vec![Arc::new(b)]));
     }
     let explicit = args.config.is_some() || std::env::var_os("OLLMLX_CONFIG").is_some();
-    let path = args.config.clone().or_else(|| Config::default_path(env.home_dir().as_deref()));
+    let path = args
+        .config
+        .clone()
+        .or_else(|| Config::default_path(env.home_dir().as_deref()));
     let cfg = match &path {
         Some(p) => Config::load(p, explicit)?,
         None => Config::default(),
@@ -102,18 +111,30 @@ fn build_backend(entry: &BackendEntry, local: &DynBackend) -> anyhow::Result<Dyn
         "local" => local.clone(),
         "ollama" => {
             let c: OllamaUpstreamConfig = table.try_into().with_context(ctx)?;
-            Arc::new(OllamaUpstream::new(&c).with_context(ctx)?.with_name(entry.name.clone()))
+            Arc::new(
+                OllamaUpstream::new(&c)
+                    .with_context(ctx)?
+                    .with_name(entry.name.clone()),
+            )
         }
         _ => {
             let c: OpenAiUpstreamConfig = table.try_into().with_context(ctx)?;
-            Arc::new(OpenAiUpstream::new(c).with_context(ctx)?.with_name(entry.name.clone()))
+            Arc::new(
+                OpenAiUpstream::new(c)
+                    .with_context(ctx)?
+                    .with_name(entry.name.clone()),
+            )
         }
     })
 }
 
 fn bind_addr(env: &Env) -> anyhow::Result<SocketAddr> {
     let h = env.host();
-    let host = if h.host.is_empty() { "0.0.0.0".to_string() } else { h.host.clone() };
+    let host = if h.host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        h.host.clone()
+    };
     let port: u16 = h.port.parse().unwrap_or(11434);
     (host.as_str(), port)
         .to_socket_addrs()
@@ -129,10 +150,20 @@ async fn serve_async(env: Env, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen tcp {addr}"))?;
     let local = listener.local_addr()?;
-    let origins: Vec<String> = env.var("OLLAMA_ORIGINS").split(',').map(str::to_string).collect();
-    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_string();
+    let origins: Vec<String> = env
+        .var("OLLAMA_ORIGINS")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let local_ips: Vec<IpAddr> = vec![local.ip()];
-    let cfg = StackConfig { origins: Origins::new(origins), hosts: HostPolicy::for_bind(local, hostname, local_ips) };
+    let cfg = StackConfig {
+        origins: Origins::new(origins),
+        hosts: HostPolicy::for_bind(local, hostname, local_ips),
+    };
     let mut state = AppState::new(router);
     state.no_cloud_env = env.no_cloud_env();
     tracing::info!(version = %state.version, "Listening on {local} (version {})", env!("CARGO_PKG_VERSION"));

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
@@ -97,32 +97,64 @@ pub fn framed_stream(
         .extend(chunks.into_iter().filter_map(|c| framing.frame(c)));
     futures::stream::unfold(state, |mut st| async move {
         loop {
-            if let Some(b) = st.pending.pop_front() {
-                return Some((Ok(Frame::data(b)), st));
+            if !st.pending.is_empty() {
+                return Some((Ok(Frame::data(st.take_batch())), st));
             }
             let events = st.events.as_mut()?;
-            match events.next().await {
-                Some(Ok(ev)) => {
-                    let chunks = st.codec.stream(&ev);
-                    st.pending
-                        .extend(chunks.into_iter().filter_map(|c| st.framing.frame(c)));
-                }
-                Some(Err(e)) => {
-                    let (status, msg) = status_and_message(&st.route, &e);
-                    let chunks = st.codec.stream_error(status, &msg);
-                    st.pending
-                        .extend(chunks.into_iter().filter_map(|c| st.framing.frame(c)));
-                    st.events = None;
-                }
-                None => {
-                    let chunks = st.codec.stream_end();
-                    st.pending
-                        .extend(chunks.into_iter().filter_map(|c| st.framing.frame(c)));
-                    st.events = None;
+            let item = events.next().await;
+            st.absorb(item);
+            // Coalesce whatever the backend has already produced into the same write, so a fast
+            // backend is not limited by one syscall per chunk; a slow one still gets every chunk
+            // flushed as soon as it exists.
+            while st.pending_bytes() < COALESCE_LIMIT {
+                let Some(events) = st.events.as_mut() else {
+                    break;
+                };
+                match events.next().now_or_never() {
+                    Some(item) => st.absorb(item),
+                    None => break,
                 }
             }
         }
     })
+}
+
+/// Stop coalescing ready chunks once a write reaches this size.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+impl State {
+    fn absorb(&mut self, item: Option<Result<Event, ollmlx_infer::BackendError>>) {
+        let chunks = match item {
+            Some(Ok(ev)) => self.codec.stream(&ev),
+            Some(Err(e)) => {
+                let (status, msg) = status_and_message(&self.route, &e);
+                self.events = None;
+                self.codec.stream_error(status, &msg)
+            }
+            None => {
+                self.events = None;
+                self.codec.stream_end()
+            }
+        };
+        let framing = self.framing;
+        self.pending
+            .extend(chunks.into_iter().filter_map(|c| framing.frame(c)));
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.pending.iter().map(Bytes::len).sum()
+    }
+
+    fn take_batch(&mut self) -> Bytes {
+        if self.pending.len() == 1 {
+            return self.pending.pop_front().unwrap_or_default();
+        }
+        let mut out = BytesMut::with_capacity(self.pending_bytes());
+        for b in self.pending.drain(..) {
+            out.put_slice(&b);
+        }
+        out.freeze()
+    }
 }
 
 /// A 200 streaming response.

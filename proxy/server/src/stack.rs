@@ -9,9 +9,7 @@ use http_body::Body;
 use tower::util::BoxCloneService;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestId, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
@@ -52,11 +50,20 @@ where
     B::Error: Into<BoxError>,
 {
     let svc = ServiceBuilder::new()
-        // Ids first, so every trace line and response carries one.
+        // Ids first, so every trace line carries one. They are not echoed in responses: upstream
+        // sends no such header, and proxy mode must be indistinguishable from it.
         .layer(SetRequestIdLayer::x_request_id(Counter::default()))
-        .layer(PropagateRequestIdLayer::x_request_id())
         // Tracing sees the final status, including CORS/host rejections and caught panics.
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<B>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), id)
+            }),
+        )
         // A panic anywhere below is a bug; answer 500 with an empty body (as gin's Recovery does)
         // instead of dropping the connection.
         .layer(CatchPanicLayer::custom(|_| {
