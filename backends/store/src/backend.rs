@@ -303,17 +303,14 @@ impl Backend for StoreBackend {
 
     fn manage(&self, req: ManageRequest) -> BackendFuture<ProgressStream> {
         let store = self.store.clone();
-        let backend = self.name.clone();
         Box::pin(async move {
             let r = match req {
                 ManageRequest::Create(r) => unbox(r),
                 ManageRequest::Pull(r) => {
                     return crate::pull::start(store, r, crate::pull::PullConfig::from_env()).await
                 }
-                ManageRequest::Push(_) => {
-                    return Err(BackendError::NotImplemented(format!(
-                        "the {backend} backend does not support push yet"
-                    )))
+                ManageRequest::Push(r) => {
+                    return crate::push::start(store, r, crate::pull::PullConfig::from_env()).await
                 }
             };
             let (r, name) = {

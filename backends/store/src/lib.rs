@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod modelfile;
 pub mod name;
 pub mod pull;
+pub mod push;
 pub mod safetensors;
 pub mod store;
 

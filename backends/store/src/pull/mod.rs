@@ -13,16 +13,16 @@
 //!   `OLLMLX_PULL_SOURCE=registry`);
 //! * everything else → the Ollama registry protocol ([`registry`]).
 
-mod auth;
+pub(crate) mod auth;
 pub mod config;
 mod download;
 pub mod error;
 mod hf;
 mod hf_meta;
-mod http;
+pub(crate) mod http;
 pub mod library;
-mod progress;
-mod registry;
+pub(crate) mod progress;
+pub(crate) mod registry;
 
 use std::sync::Arc;
 
