@@ -50,8 +50,12 @@ impl Config {
     pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Config> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Config::default()),
-            Err(e) => return Err(e).with_context(|| format!("reading config file {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading config file {}", path.display()))
+            }
         };
         Self::parse(&text).with_context(|| format!("in config file {}", path.display()))
     }
@@ -60,7 +64,11 @@ impl Config {
     pub fn parse(text: &str) -> anyhow::Result<Config> {
         let raw: toml::Table = text.parse()?;
         let mut cfg: Config = raw.clone().try_into()?;
-        let tables = raw.get("backends").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let tables = raw
+            .get("backends")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
         for (entry, table) in cfg.backends.iter_mut().zip(tables) {
             entry.table = table.as_table().cloned().unwrap_or_default();
             if !matches!(entry.kind.as_str(), "local" | "ollama" | "openai") {
@@ -101,7 +109,10 @@ url = "http://lab:11434"
         .unwrap();
         assert_eq!(c.default.as_deref(), Some("gpu"));
         assert_eq!(c.backends[0].route, vec!["qwen3:*"]);
-        assert_eq!(c.backends[0].table["url"].as_str(), Some("http://10.0.0.5:8000"));
+        assert_eq!(
+            c.backends[0].table["url"].as_str(),
+            Some("http://10.0.0.5:8000")
+        );
         assert_eq!(c.backends[1].kind, "ollama");
     }
 

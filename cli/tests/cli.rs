@@ -286,17 +286,11 @@ fn stop_sends_keep_alive_zero_and_reports_missing_models() {
 }
 
 #[test]
-fn version_prints_server_and_client_versions() {
+fn version_prints_server_version_and_no_warning_when_equal() {
     let f = Fake::start();
     let o = f.run(&["--version"]);
     assert!(o.status.success());
-    assert_eq!(
-        stdout(&o),
-        format!(
-            "ollmlx version is 0.33.0\nWarning: client version is {}\n",
-            env!("CARGO_PKG_VERSION")
-        )
-    );
+    assert_eq!(stdout(&o), "ollmlx version is 0.33.0\n");
 }
 
 fn closed_port() -> String {

@@ -2,8 +2,9 @@
 
 use crate::client::Client;
 
-/// This binary's version.
-pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// This binary's version: the Ollama API version ollmlx implements, which is also what its
+/// server reports on `/api/version` (clients gate features on that number).
+pub const CLIENT_VERSION: &str = ollmlx_server::OLLAMA_API_VERSION;
 
 /// Print `ollmlx version is <server>` and, when it differs, `Warning: client version is <v>`.
 pub async fn run(client: &Client) {
