@@ -18,6 +18,7 @@ pub mod error;
 pub mod gguf;
 pub mod gofmt;
 pub mod info;
+pub mod maintenance;
 pub mod manifest;
 pub mod modelfile;
 pub mod name;

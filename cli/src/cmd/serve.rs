@@ -101,6 +101,14 @@ pub fn build_router(env: &Env, args: &ServeArgs) -> anyhow::Result<BackendRouter
 fn local_backend(env: &Env) -> StoreBackend {
     let store = Store::new(env.models());
     tracing::info!(models = %store.root().display(), "model store");
+    let report = store.startup_maintenance(env.no_prune(), ollmlx_store::maintenance::PRUNE_GRACE);
+    if report.renamed + report.pruned > 0 {
+        tracing::info!(
+            renamed = report.renamed,
+            pruned = report.pruned,
+            "store housekeeping"
+        );
+    }
     StoreBackend::new(store).with_name("local")
 }
 
