@@ -9,6 +9,5 @@ pub mod duration;
 pub mod env;
 pub mod format;
 pub mod modelfile;
-pub mod name;
 pub mod params;
 pub mod progress;

@@ -343,6 +343,29 @@ mod tests {
     }
 
     #[test]
+    fn parse_fills_defaults_and_keeps_ports_and_strips_schemes() {
+        let n = Name::parse("llama3.2");
+        assert_eq!(n.to_string(), "registry.ollama.ai/library/llama3.2:latest");
+        let n = Name::parse("host:5000/ns/m:7b");
+        assert_eq!(n.to_string(), "host:5000/ns/m:7b");
+        assert_eq!(n.display_shortest(), "host:5000/ns/m:7b");
+        assert_eq!(Name::parse("me/m").display_shortest(), "me/m:latest");
+        assert_eq!(Name::parse("https://h.example/ns/m:t").host, "h.example");
+    }
+
+    #[test]
+    fn validates_like_upstream() {
+        assert!(Name::parse("llama3.2:1b").is_valid());
+        assert!(Name::parse("my_model-x").is_valid());
+        assert!(!Name::parse("-bad").is_valid());
+        assert!(!Name::parse("ns.dot/m").is_valid());
+        assert!(!Name::parse("m:").is_valid());
+        assert!(!Name::parse("/m").is_valid());
+        assert!(!Name::parse("bad name").is_valid());
+        assert!(!Name::parse(&"x".repeat(81)).is_valid());
+    }
+
+    #[test]
     fn validity_follows_part_rules() {
         let valid = [
             "mistral",

@@ -10,8 +10,8 @@ use super::pull::ProgressView;
 use super::CreateArgs;
 use crate::client::Client;
 use crate::modelfile::{self, named, Plan};
-use crate::name::Name;
 use crate::progress::{Progress, Spinner};
+use ollmlx_store::name::Name;
 
 /// Read the Modelfile (`-f`, default `./Modelfile`); when it does not exist upstream falls
 /// back to `FROM .` in the current directory. Returns the text and the directory that

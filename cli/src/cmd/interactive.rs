@@ -13,9 +13,9 @@ use super::run::{apply_show, infer_think, RunOptions};
 use super::show::show_info;
 use crate::client::Client;
 use crate::env::Env;
-use crate::name::Name;
 use crate::params::{format_param, go_value};
 use crate::progress::Progress;
+use ollmlx_store::name::Name;
 
 /// Which multi-line block is being collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

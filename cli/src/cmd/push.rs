@@ -4,7 +4,7 @@ use ollmlx_wire::ollama::PullRequest;
 
 use super::pull::ProgressView;
 use crate::client::Client;
-use crate::name::Name;
+use ollmlx_store::name::Name;
 
 /// Where a pushed model can be found: an ollama.com URL for registry hosts, else the name.
 pub fn destination(model: &str) -> String {
@@ -16,7 +16,7 @@ pub fn destination(model: &str) -> String {
             short.strip_suffix(":latest").unwrap_or(&short)
         )
     } else {
-        n.full()
+        n.to_string()
     }
 }
 
