@@ -41,12 +41,12 @@ pub enum Error {
         message: String,
     },
     /// The server did not answer in time.
-    #[error("{url}: no complete answer within {secs}s")]
+    #[error("{url}: no complete answer within {secs:.1}s")]
     Timeout {
         /// The request URL.
         url: String,
-        /// The limit.
-        secs: u64,
+        /// The limit in seconds.
+        secs: f64,
     },
     /// The connection failed after the request was sent.
     #[error("{url}: {message}")]

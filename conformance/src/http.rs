@@ -76,7 +76,7 @@ impl Client {
     /// Send `req` and read the whole answer (within the timeout).
     pub async fn send(&self, req: &Request) -> Result<Response, Error> {
         let url = format!("{}{}", self.base, req.path);
-        let secs = self.timeout.as_secs();
+        let secs = self.timeout.as_secs_f64();
         match tokio::time::timeout(self.timeout, self.send_inner(&url, req)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout { url, secs }),

@@ -126,21 +126,16 @@ pub async fn replay_case(client: &Client, c: &Cassette, opts: &ReplayOptions) ->
 /// report; an unreachable target stops the run with an error.
 pub async fn replay_dir(dir: &Path, target: &str, opts: &ReplayOptions) -> Result<Report, Error> {
     let client = Client::new(target, opts.timeout)?;
+    // An unreachable target is one clear error, not a table of identical failures.
+    if let Err(e @ Error::Unreachable { .. }) = crate::live::version(&client).await {
+        return Err(e);
+    }
     let mut report = Report::default();
     for file in formats::read_dir(dir)? {
         match file.result {
             Ok(cs) => {
                 for c in cs {
-                    let r = replay_case(&client, &c, opts).await;
-                    if let Outcome::Error(e) = &r.outcome {
-                        if e.starts_with("cannot reach") {
-                            return Err(Error::Unreachable {
-                                url: client.base().to_string(),
-                                message: e.clone(),
-                            });
-                        }
-                    }
-                    report.cases.push(r);
+                    report.cases.push(replay_case(&client, &c, opts).await);
                 }
             }
             Err(e) => report.load_errors.push(e.to_string()),

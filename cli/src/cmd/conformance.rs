@@ -143,7 +143,11 @@ pub async fn run_async(args: ConformanceArgs) -> anyhow::Result<bool> {
                 Duration::from_secs(a.timeout),
             )
             .await?;
-            println!("recorded {} cassettes to {}", written.len(), a.out.display());
+            println!(
+                "recorded {} cassettes to {}",
+                written.len(),
+                a.out.display()
+            );
             Ok(true)
         }
         ConformanceCommand::Replay(a) => {
