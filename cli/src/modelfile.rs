@@ -10,7 +10,8 @@ use ollmlx_wire::ollama::{CreateRequest, Message};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::params::{format_param, merge_param, DEPRECATED};
+use ollmlx_infer::options::{format_param, DEPRECATED_PARAMETERS};
+use ollmlx_store::modelfile::merge_param;
 
 /// One Modelfile instruction: lower-cased name (`model` for FROM, the parameter name for
 /// PARAMETER) and its unquoted argument (`role: text` for MESSAGE).
@@ -323,12 +324,12 @@ pub fn plan(cmds: &[Command], dir: &Path) -> Result<Plan, String> {
                     ..Default::default()
                 });
             }
-            name if DEPRECATED.contains(&name) => {
+            name if DEPRECATED_PARAMETERS.contains(&name) => {
                 p.warnings
                     .push(format!("warning: parameter {name} is deprecated"));
             }
             name => {
-                let v = format_param(name, std::slice::from_ref(&c.args))?;
+                let v = format_param(name, std::slice::from_ref(&c.args)).map_err(|e| e.0)?;
                 merge_param(&mut params, name, v);
             }
         }

@@ -1,10 +1,71 @@
 //! Ollama's runtime options (`options` in requests, `PARAMETER` in Modelfiles), typed.
 //!
+//! The one list of which options exist and their types is [`OPTIONS`]; [`Options`]' decoding,
+//! encoding and merging follow it, and so does [`format_param`], which types option text.
+//!
 //! Decoding follows upstream's `FromMap`: unknown keys are ignored, `null` values skipped,
 //! integers accept any JSON number (truncated), and a type mismatch is an error whose text
-//! matches upstream (`option "top_k" must be of type integer`).
+//! matches upstream (`option "top_k" must be of type integer`). [`format_param`] is upstream's
+//! `api.FormatParams` for one key (Modelfile `PARAMETER` lines, the REPL's `/set parameter`),
+//! with its error texts (`unknown parameter 'x'`, `invalid float value [x]`, ...).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
+
+/// Calls `$then!` with every option as `name: Kind`, in upstream's documented order: the single
+/// list behind [`OPTIONS`], [`Options::from_map`], [`Options::to_map`] and [`Options::merged_over`].
+macro_rules! for_each_option {
+    ($then:ident) => {
+        $then! {
+            num_keep: Int,
+            seed: Int,
+            num_predict: Int,
+            top_k: Int,
+            top_p: Float,
+            min_p: Float,
+            typical_p: Float,
+            repeat_last_n: Int,
+            temperature: Float,
+            repeat_penalty: Float,
+            presence_penalty: Float,
+            frequency_penalty: Float,
+            stop: StringList,
+            num_ctx: Int,
+            num_batch: Int,
+            num_gpu: Int,
+            main_gpu: Int,
+            use_mmap: Bool,
+            num_thread: Int,
+            draft_num_predict: Int
+        }
+    };
+}
+
+/// The JSON type of an option (the kinds of upstream's `api.Options` fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// `int` / `*int`.
+    Int,
+    /// `float32`.
+    Float,
+    /// `*bool`.
+    Bool,
+    /// `[]string`.
+    StringList,
+}
+
+macro_rules! option_table {
+    ($($name:ident: $kind:ident),*) => {
+        &[$((stringify!($name), OptionKind::$kind)),*]
+    };
+}
+
+/// Every option Ollama accepts, by JSON name, with its type.
+pub const OPTIONS: &[(&str, OptionKind)] = for_each_option!(option_table);
+
+/// The type of option `name`, or `None` for an unknown one.
+pub fn option_kind(name: &str) -> Option<OptionKind> {
+    OPTIONS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+}
 
 /// Every option Ollama accepts; `None` means "not set here" (fall back to the model/server default).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,57 +112,49 @@ pub struct Options {
     pub draft_num_predict: Option<i64>,
 }
 
-/// An option had the wrong JSON type (upstream answers these with HTTP 500).
+/// An option had the wrong type: a JSON value in `options` (upstream answers these with HTTP
+/// 500), or text given to [`format_param`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct OptionError(pub String);
 
-/// Keys upstream removed; still accepted and silently ignored.
-const LEGACY_KEYS: &[&str] = &[
-    "mirostat",
-    "mirostat_tau",
-    "mirostat_eta",
+/// Parameters upstream dropped: a Modelfile `PARAMETER` naming one is skipped with
+/// `warning: parameter <p> is deprecated`, and `options` ignores them.
+pub const DEPRECATED_PARAMETERS: &[&str] = &[
     "penalize_newline",
     "low_vram",
     "f16_kv",
     "logits_all",
     "vocab_only",
     "use_mlock",
-    "numa",
-    "tfs_z",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
 ];
+
+/// Further keys upstream removed; `options` still accepts and silently ignores them.
+const REMOVED_KEYS: &[&str] = &["numa", "tfs_z"];
 
 impl Options {
     /// Decode an `options` object with upstream's rules.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self, OptionError> {
         let mut o = Options::default();
         for (k, v) in map {
-            if v.is_null() || LEGACY_KEYS.contains(&k.as_str()) {
+            if v.is_null()
+                || DEPRECATED_PARAMETERS.contains(&k.as_str())
+                || REMOVED_KEYS.contains(&k.as_str())
+            {
                 continue;
             }
-            match k.as_str() {
-                "num_keep" => o.num_keep = Some(int(k, v)?),
-                "seed" => o.seed = Some(int(k, v)?),
-                "num_predict" => o.num_predict = Some(int(k, v)?),
-                "top_k" => o.top_k = Some(int(k, v)?),
-                "top_p" => o.top_p = Some(float(k, v)?),
-                "min_p" => o.min_p = Some(float(k, v)?),
-                "typical_p" => o.typical_p = Some(float(k, v)?),
-                "repeat_last_n" => o.repeat_last_n = Some(int(k, v)?),
-                "temperature" => o.temperature = Some(float(k, v)?),
-                "repeat_penalty" => o.repeat_penalty = Some(float(k, v)?),
-                "presence_penalty" => o.presence_penalty = Some(float(k, v)?),
-                "frequency_penalty" => o.frequency_penalty = Some(float(k, v)?),
-                "stop" => o.stop = Some(strings(k, v)?),
-                "num_ctx" => o.num_ctx = Some(int(k, v)?),
-                "num_batch" => o.num_batch = Some(int(k, v)?),
-                "num_gpu" => o.num_gpu = Some(int(k, v)?),
-                "main_gpu" => o.main_gpu = Some(int(k, v)?),
-                "use_mmap" => o.use_mmap = Some(boolean(k, v)?),
-                "num_thread" => o.num_thread = Some(int(k, v)?),
-                "draft_num_predict" => o.draft_num_predict = Some(int(k, v)?),
-                _ => {} // unknown keys are ignored, as upstream does
+            macro_rules! decode {
+                ($($name:ident: $kind:ident),*) => {
+                    match k.as_str() {
+                        $(stringify!($name) => o.$name = Some(FromJson::from_json(k, v)?),)*
+                        _ => {} // unknown keys are ignored, as upstream does
+                    }
+                };
             }
+            for_each_option!(decode);
         }
         Ok(o)
     }
@@ -110,64 +163,26 @@ impl Options {
     pub fn to_map(&self) -> Map<String, Value> {
         let mut m = Map::new();
         macro_rules! put {
-            ($($f:ident),*) => {$(
-                if let Some(v) = &self.$f { m.insert(stringify!($f).to_string(), serde_json::json!(v)); }
+            ($($name:ident: $kind:ident),*) => {$(
+                if let Some(v) = &self.$name {
+                    m.insert(stringify!($name).to_string(), serde_json::json!(v));
+                }
             )*};
         }
-        put!(
-            num_keep,
-            seed,
-            num_predict,
-            top_k,
-            top_p,
-            min_p,
-            typical_p,
-            repeat_last_n,
-            temperature,
-            repeat_penalty,
-            presence_penalty,
-            frequency_penalty,
-            stop,
-            num_ctx,
-            num_batch,
-            num_gpu,
-            main_gpu,
-            use_mmap,
-            num_thread,
-            draft_num_predict
-        );
+        for_each_option!(put);
         m
     }
 
     /// Fill every unset field of `self` from `defaults` (request options win).
     pub fn merged_over(mut self, defaults: &Options) -> Options {
         macro_rules! fill {
-            ($($f:ident),*) => {$(
-                if self.$f.is_none() { self.$f = defaults.$f.clone(); }
+            ($($name:ident: $kind:ident),*) => {$(
+                if self.$name.is_none() {
+                    self.$name = defaults.$name.clone();
+                }
             )*};
         }
-        fill!(
-            num_keep,
-            seed,
-            num_predict,
-            top_k,
-            top_p,
-            min_p,
-            typical_p,
-            repeat_last_n,
-            temperature,
-            repeat_penalty,
-            presence_penalty,
-            frequency_penalty,
-            stop,
-            num_ctx,
-            num_batch,
-            num_gpu,
-            main_gpu,
-            use_mmap,
-            num_thread,
-            draft_num_predict
-        );
+        for_each_option!(fill);
         self
     }
 }
@@ -176,35 +191,92 @@ fn type_err(k: &str, t: &str) -> OptionError {
     OptionError(format!("option \"{k}\" must be of type {t}"))
 }
 
-fn int(k: &str, v: &Value) -> Result<i64, OptionError> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .ok_or_else(|| type_err(k, "integer")),
-        _ => Err(type_err(k, "integer")),
+/// Decoding one option's JSON value into its field's type.
+trait FromJson: Sized {
+    fn from_json(k: &str, v: &Value) -> Result<Self, OptionError>;
+}
+
+impl FromJson for i64 {
+    fn from_json(k: &str, v: &Value) -> Result<Self, OptionError> {
+        match v {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .ok_or_else(|| type_err(k, "integer")),
+            _ => Err(type_err(k, "integer")),
+        }
     }
 }
 
-fn float(k: &str, v: &Value) -> Result<f32, OptionError> {
-    v.as_f64()
-        .map(|f| f as f32)
-        .ok_or_else(|| type_err(k, "float32"))
+impl FromJson for f32 {
+    fn from_json(k: &str, v: &Value) -> Result<Self, OptionError> {
+        v.as_f64()
+            .map(|f| f as f32)
+            .ok_or_else(|| type_err(k, "float32"))
+    }
 }
 
-fn boolean(k: &str, v: &Value) -> Result<bool, OptionError> {
-    v.as_bool().ok_or_else(|| type_err(k, "boolean"))
+impl FromJson for bool {
+    fn from_json(k: &str, v: &Value) -> Result<Self, OptionError> {
+        v.as_bool().ok_or_else(|| type_err(k, "boolean"))
+    }
 }
 
-fn strings(k: &str, v: &Value) -> Result<Vec<String>, OptionError> {
-    let arr = v.as_array().ok_or_else(|| type_err(k, "array"))?;
-    arr.iter()
-        .map(|s| {
-            s.as_str().map(str::to_string).ok_or_else(|| {
-                OptionError(format!("option \"{k}\" must be of an array of strings"))
+impl FromJson for Vec<String> {
+    fn from_json(k: &str, v: &Value) -> Result<Self, OptionError> {
+        let arr = v.as_array().ok_or_else(|| type_err(k, "array"))?;
+        arr.iter()
+            .map(|s| {
+                s.as_str().map(str::to_string).ok_or_else(|| {
+                    OptionError(format!("option \"{k}\" must be of an array of strings"))
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+/// Upstream's `api.FormatParams` for one key: type an option's text values (ints, float32s,
+/// bools, or for `stop` all the values as a string list).
+///
+/// Errors are upstream's: `unknown parameter 'x'`, `invalid float value [x]`,
+/// `invalid int value [x]`, `invalid bool value [x]` (the values as Go prints a `[]string`).
+pub fn format_param(key: &str, vals: &[String]) -> Result<Value, OptionError> {
+    let kind = option_kind(key).ok_or_else(|| OptionError(format!("unknown parameter '{key}'")))?;
+    let first = vals.first().map(String::as_str).unwrap_or("");
+    let invalid = |what: &str| OptionError(format!("invalid {what} value [{}]", vals.join(" ")));
+    match kind {
+        OptionKind::Int => first
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| invalid("int")),
+        OptionKind::Float => parse_float32(first).ok_or_else(|| invalid("float")),
+        OptionKind::Bool => parse_go_bool(first)
+            .map(Value::Bool)
+            .ok_or_else(|| invalid("bool")),
+        OptionKind::StringList => Ok(Value::Array(
+            vals.iter().map(|v| Value::String(v.clone())).collect(),
+        )),
+    }
+}
+
+/// Parse as a float32 and keep its shortest decimal form (Go marshals float32 that way); out of
+/// float32's range is invalid, as for Go's `strconv.ParseFloat(s, 32)`.
+fn parse_float32(s: &str) -> Option<Value> {
+    let f: f32 = s.trim_start_matches('+').parse().ok()?;
+    if !f.is_finite() {
+        return None;
+    }
+    let shortest: f64 = format!("{f}").parse().ok()?;
+    Number::from_f64(shortest).map(Value::Number)
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -274,5 +346,68 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Options::from_map(&o.to_map()).unwrap(), o);
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn format_param_types_values_by_option() {
+        assert_eq!(
+            format_param("num_ctx", &s(&["4096"])),
+            Ok(Value::from(4096))
+        );
+        assert_eq!(
+            format_param("temperature", &s(&["0.7"]))
+                .unwrap()
+                .to_string(),
+            "0.7"
+        );
+        assert_eq!(
+            format_param("use_mmap", &s(&["true"])),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            format_param("stop", &s(&["<|a|>", "b"]))
+                .unwrap()
+                .to_string(),
+            r#"["<|a|>","b"]"#
+        );
+    }
+
+    #[test]
+    fn format_param_reports_upstream_errors() {
+        assert_eq!(
+            format_param("bogus", &s(&["1"])).unwrap_err().0,
+            "unknown parameter 'bogus'"
+        );
+        assert_eq!(
+            format_param("top_p", &s(&["high"])).unwrap_err().0,
+            "invalid float value [high]"
+        );
+        assert_eq!(
+            format_param("seed", &s(&["1.5"])).unwrap_err().0,
+            "invalid int value [1.5]"
+        );
+        assert_eq!(
+            format_param("use_mmap", &s(&["yes"])).unwrap_err().0,
+            "invalid bool value [yes]"
+        );
+    }
+
+    #[test]
+    fn every_listed_option_round_trips_through_options() {
+        let mut m = Map::new();
+        for (name, kind) in OPTIONS {
+            let text = match kind {
+                OptionKind::Int => "3",
+                OptionKind::Float => "0.5",
+                OptionKind::Bool => "true",
+                OptionKind::StringList => "x",
+            };
+            m.insert(name.to_string(), format_param(name, &s(&[text])).unwrap());
+        }
+        assert_eq!(Options::from_map(&m).unwrap().to_map(), m);
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! The CLI's `ollama create -f Modelfile` parses with [`parse`] and turns the commands into a
 //! create request with [`Modelfile::to_request`]; `/api/show` renders a Modelfile back with
-//! [`Command`]'s `Display`. The parser is a port of upstream's rune state machine, so its
-//! quirks and error texts (`(line N): ...`, `unexpected EOF`, `no FROM line`) match.
+//! [`Command`]'s `Display`. The parser is a port of upstream's rune state machine, so its quirks
+//! and error texts (`(line N): ...`, `unexpected EOF`, `no FROM line`) match. PARAMETER values
+//! are typed by [`ollmlx_infer::options::format_param`], the option list's single owner.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
+
+use ollmlx_infer::options::{format_param, DEPRECATED_PARAMETERS};
 
 use crate::gofmt::is_go_printable;
 
@@ -38,19 +41,6 @@ pub enum ModelfileError {
 
 const ERR_INVALID_COMMAND: &str = "command must be one of \"from\", \"license\", \"template\", \"system\", \"adapter\", \"draft\", \"renderer\", \"parser\", \"parameter\", \"message\", or \"requires\"";
 const ERR_INVALID_ROLE: &str = "message role must be one of \"system\", \"user\", or \"assistant\"";
-
-/// Parameters upstream dropped; accepted with a warning and ignored.
-pub const DEPRECATED_PARAMETERS: &[&str] = &[
-    "penalize_newline",
-    "low_vram",
-    "f16_kv",
-    "logits_all",
-    "vocab_only",
-    "use_mlock",
-    "mirostat",
-    "mirostat_tau",
-    "mirostat_eta",
-];
 
 /// One command. `name` is lower-case (`model` for FROM, the parameter name for PARAMETER);
 /// MESSAGE args are `role: text`.
@@ -330,64 +320,15 @@ pub fn parse(input: &[u8]) -> Result<Modelfile, ModelfileError> {
     }
 }
 
-/// The option types upstream's `api.Options` declares, by JSON name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamKind {
-    /// `int` / `*int`.
-    Int,
-    /// `float32`.
-    Float,
-    /// `*bool`.
-    Bool,
-    /// `[]string`.
-    StringList,
-}
-
-/// Type of a PARAMETER name, or `None` for an unknown one.
-pub fn param_kind(name: &str) -> Option<ParamKind> {
-    Some(match name {
-        "num_keep" | "seed" | "num_predict" | "top_k" | "repeat_last_n" | "num_ctx"
-        | "num_batch" | "num_gpu" | "main_gpu" | "num_thread" | "draft_num_predict" => {
-            ParamKind::Int
+/// Add a typed parameter to `params`: repeated `stop` values accumulate, anything else is
+/// replaced (upstream's `Modelfile.CreateRequest`).
+pub fn merge_param(params: &mut Map<String, Value>, key: &str, value: Value) {
+    match (params.get_mut(key), value) {
+        (Some(Value::Array(existing)), Value::Array(more)) => existing.extend(more),
+        (_, v) => {
+            params.insert(key.to_string(), v);
         }
-        "top_p" | "min_p" | "typical_p" | "temperature" | "repeat_penalty" | "presence_penalty"
-        | "frequency_penalty" => ParamKind::Float,
-        "use_mmap" => ParamKind::Bool,
-        "stop" => ParamKind::StringList,
-        _ => return None,
-    })
-}
-
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
-}
-
-/// Upstream's `api.FormatParams` for one PARAMETER: type the value or fail with its text.
-pub fn format_param(name: &str, value: &str) -> Result<Value, ModelfileError> {
-    let kind = param_kind(name)
-        .ok_or_else(|| ModelfileError::Invalid(format!("unknown parameter '{name}'")))?;
-    Ok(match kind {
-        ParamKind::Float => {
-            let v: f32 = value
-                .parse()
-                .map_err(|_| ModelfileError::Invalid(format!("invalid float value [{value}]")))?;
-            crate::gguf::f32_to_json(v)
-        }
-        ParamKind::Int => {
-            let v: i64 = value
-                .parse()
-                .map_err(|_| ModelfileError::Invalid(format!("invalid int value [{value}]")))?;
-            v.into()
-        }
-        ParamKind::Bool => parse_go_bool(value)
-            .ok_or_else(|| ModelfileError::Invalid(format!("invalid bool value [{value}]")))?
-            .into(),
-        ParamKind::StringList => Value::Array(vec![value.into()]),
-    })
 }
 
 /// What a Modelfile asks `create` to do, before local paths are resolved (that, and uploading
@@ -450,13 +391,9 @@ impl Modelfile {
                 }
                 p if DEPRECATED_PARAMETERS.contains(&p) => r.deprecated.push(p.to_string()),
                 p => {
-                    let v = format_param(p, &c.args)?;
-                    match (r.parameters.get_mut(p), v) {
-                        (Some(Value::Array(have)), Value::Array(more)) => have.extend(more),
-                        (_, v) => {
-                            r.parameters.insert(p.to_string(), v);
-                        }
-                    }
+                    let v = format_param(p, std::slice::from_ref(&c.args))
+                        .map_err(|e| ModelfileError::Invalid(e.0))?;
+                    merge_param(&mut r.parameters, p, v);
                 }
             }
         }

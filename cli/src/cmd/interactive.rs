@@ -13,8 +13,9 @@ use super::run::{apply_show, infer_think, RunOptions};
 use super::show::show_info;
 use crate::client::Client;
 use crate::env::Env;
-use crate::params::{format_param, go_value};
+use crate::params::go_value;
 use crate::progress::Progress;
+use ollmlx_infer::options::format_param;
 use ollmlx_store::name::Name;
 
 /// Which multi-line block is being collected.
@@ -488,7 +489,7 @@ impl Repl {
                 match format_param(args[2], &vals) {
                     Err(e) => self.out.line(&format!(
                         "Couldn't set parameter: {}",
-                        crate::duration::go_quote(&e)
+                        crate::duration::go_quote(&e.0)
                     )),
                     Ok(v) => {
                         self.out.line(&format!(

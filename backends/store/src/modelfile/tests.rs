@@ -173,3 +173,16 @@ fn to_request_errors_match_format_params() {
         assert_eq!(f.to_request().unwrap_err().to_string(), want, "{line}");
     }
 }
+
+#[test]
+fn repeated_stop_accumulates() {
+    let mut m = Map::new();
+    merge_param(&mut m, "stop", Value::from(vec!["a"]));
+    merge_param(&mut m, "stop", Value::from(vec!["b"]));
+    merge_param(&mut m, "seed", Value::from(1));
+    merge_param(&mut m, "seed", Value::from(2));
+    assert_eq!(
+        Value::Object(m).to_string(),
+        r#"{"stop":["a","b"],"seed":2}"#
+    );
+}
