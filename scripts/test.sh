@@ -19,8 +19,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
-echo "== live-client suites against ollmlx-mock-serve"
+echo "== conformance replay and live-client suites against ollmlx-mock-serve"
 cargo build -q -p ollmlx-conformance --bin ollmlx-mock-serve
+cargo build -q -p ollmlx-cli
 LOG=$(mktemp)
 "$ROOT/target/debug/ollmlx-mock-serve" 127.0.0.1:0 >"$LOG" 2>&1 &
 SERVER=$!
@@ -31,13 +32,13 @@ export OLLMLX_URL=$(sed -n 's/^listening on //p' "$LOG" | head -1)
 echo "server at $OLLMLX_URL"
 
 run_suites() {
+  "$ROOT/target/debug/ollmlx" conformance replay --cassettes golden/cassettes --target "$OLLMLX_URL" | tail -1
   (cd tests/clients/python && "$ROOT/.venv-clients/bin/python" -m pytest -q -p no:cacheprovider)
   (cd tests/clients/js && node --test)
 }
 run_suites
 
 echo "== the same suites through 'ollmlx serve --upstream' (transparent proxy mode)"
-cargo build -q -p ollmlx-cli
 PROXY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PLOG=$(mktemp)
 OLLAMA_HOST=127.0.0.1:$PROXY_PORT "$ROOT/target/debug/ollmlx" serve --upstream "$OLLMLX_URL" >"$PLOG" 2>&1 &

@@ -24,8 +24,9 @@ pub enum Verdict {
 }
 
 /// `/api/chat` field order.
-pub const CHAT_DONE_ORDER: &str = "OPEN: ollmlx emits `done` before `done_reason` in /api/chat; \
-     Ollama emits `done_reason` first (every chat recording 2024-05..2025-08) - proxy/wire ChatResponse field order";
+pub const CHAT_DONE_ORDER: &str =
+    "recorded from Ollama <= 0.11 (struct order `done_reason`, `done`); \
+     v0.33's api.ChatResponse declares `done` before `done_reason`, which ollmlx follows";
 /// The scripted backend has no registry.
 pub const NO_REGISTRY: &str = "scripted backend has no registry/store: pull, push and create \
      are checked byte for byte in proxy mode only";
@@ -58,7 +59,7 @@ pub fn classify(c: &Cassette, d: &Difference) -> Option<Verdict> {
         && d.expected.contains("\"done_reason\", \"done\"")
         && d.actual.contains("\"done\", \"done_reason\"")
     {
-        return Some(Verdict::Open(CHAT_DONE_ORDER));
+        return Some(Verdict::Deliberate(CHAT_DONE_ORDER));
     }
     if src.contains("prism/") && src.contains("embeddings-") && d.kind == "order" {
         return Some(Verdict::Deliberate(RESERIALIZED));

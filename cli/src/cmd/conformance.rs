@@ -70,6 +70,7 @@ pub struct RecordArgs {
     /// Folder to write the cassettes to
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Which models the scenarios use.
     #[command(flatten)]
     pub models: ModelArgs,
     /// Seconds allowed per request
@@ -106,6 +107,7 @@ pub struct DiffArgs {
     /// The server under test (ollmlx)
     #[arg(long, value_name = "URL")]
     pub target: String,
+    /// Which models the scenarios use.
     #[command(flatten)]
     pub models: ModelArgs,
     /// Send REFERENCE model requests to TARGET model on the target (repeatable)

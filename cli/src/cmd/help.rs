@@ -156,6 +156,9 @@ pub fn scan(root: &Command, args: &[String]) -> Scan {
                         return Scan::Help(args.get(i).cloned());
                     }
                     match find(root, a) {
+                        // Nested command trees (`conformance record|replay|diff`) use clap's
+                        // own help and errors; upstream has no such commands to mimic.
+                        Some(c) if c.has_subcommands() => return Scan::Parse,
                         Some(c) => sub = Some(c),
                         None => return Scan::Parse,
                     }

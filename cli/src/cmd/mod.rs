@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::Client;
 use crate::env::{help_block, Env, CLIENT_HELP_VARS, RUN_HELP_VARS, SERVE_HELP_VARS};
 
+pub mod conformance;
 pub mod copy;
 pub mod create;
 pub mod display;
@@ -180,6 +181,8 @@ pub enum Command {
     /// Start ollmlx
     #[command(visible_alias = "start", after_help = help_block(SERVE_HELP_VARS))]
     Serve(ServeArgs),
+    /// Check drop-in compatibility with Ollama (record, replay, diff)
+    Conformance(conformance::ConformanceArgs),
     /// Create a model
     #[command(after_help = help_block(CLIENT_HELP_VARS))]
     Create(CreateArgs),
@@ -270,6 +273,7 @@ pub fn main() -> anyhow::Result<()> {
     let env = Env::from_process();
     match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Conformance(args)) => conformance::run(args),
         None if !cli.version => {
             print!("{}", help::render(&root, None));
             Ok(())
@@ -297,7 +301,7 @@ async fn dispatch(env: Env, version: bool, command: Option<Command>) -> anyhow::
         _ => heartbeat(&client).await?,
     }
     match command {
-        Command::Serve(_) => Ok(()),
+        Command::Serve(_) | Command::Conformance(_) => Ok(()),
         Command::Create(a) => create::run(&client, a).await,
         Command::Show(a) => show::run(&client, a).await,
         Command::Run(a) => run::run(&client, &env, a).await,
