@@ -1,1 +1,243 @@
-//! ollmlx-mlx (work in progress).
+//! ollmlx-mlx: the in-process MLX backend.
+//!
+//! Request path: HTTP server → dialect → router → **this crate** ([`MlxBackend`], an
+//! `ollmlx_infer::Backend`) → `ollmlx-engine` (the MLX thread) → `ollmlx-models` → `mlx-rs` →
+//! `mlx-sys` → libmlx. Model names are resolved to weight files by a [`ModelResolver`] (the
+//! store plugs in here; [`StaticModels`] is a fixed list), generation streams `Event`s, and
+//! dropping the stream cancels the request on the engine thread.
+#![forbid(unsafe_code)]
+
+pub mod convert;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::stream::StreamExt;
+use ollmlx_engine::{Engine, EngineConfig, EngineEvent, ModelRef};
+use ollmlx_infer::{
+    Backend, BackendError, BackendFuture, EmbedRequest, EmbedResponse, EventStream, Request,
+};
+use ollmlx_wire::ollama as wire;
+use ollmlx_wire::time::Timestamp;
+
+pub use ollmlx_engine::{DeviceChoice, KeepAlive};
+
+/// A model name and the weights that serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSource {
+    /// Name as clients address it (`smollm2:135m`).
+    pub name: String,
+    /// A `.gguf` file or an MLX/Hugging Face safetensors directory.
+    pub path: PathBuf,
+}
+
+/// Resolves model names to weights (implemented by the store).
+pub trait ModelResolver: Send + Sync + 'static {
+    /// The weights for `name`, if this resolver knows it.
+    fn resolve(&self, name: &str) -> Option<ModelSource>;
+    /// Every model it knows (for `/api/tags`).
+    fn list(&self) -> Vec<ModelSource>;
+}
+
+/// A fixed list of models; `name` and `name:latest` are the same model.
+#[derive(Debug, Clone, Default)]
+pub struct StaticModels(pub Vec<ModelSource>);
+
+impl ModelResolver for StaticModels {
+    fn resolve(&self, name: &str) -> Option<ModelSource> {
+        let norm = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
+        self.0.iter().find(|m| norm(&m.name) == norm(name)).cloned()
+    }
+
+    fn list(&self) -> Vec<ModelSource> {
+        self.0.clone()
+    }
+}
+
+/// The MLX backend.
+pub struct MlxBackend {
+    engine: Engine,
+    resolver: Arc<dyn ModelResolver>,
+}
+
+impl MlxBackend {
+    /// Start the engine thread (device chosen per `config.device`) and serve the models
+    /// `resolver` knows.
+    pub fn new(
+        resolver: Arc<dyn ModelResolver>,
+        config: EngineConfig,
+    ) -> Result<Self, BackendError> {
+        let engine = Engine::start(config).map_err(convert::error)?;
+        Ok(MlxBackend { engine, resolver })
+    }
+
+    /// The MLX device in use (`cpu` or `gpu`), for the start-up log line.
+    pub fn device(&self) -> &str {
+        self.engine.device()
+    }
+
+    fn source(&self, name: &str) -> Result<ModelSource, BackendError> {
+        self.resolver
+            .resolve(name)
+            .ok_or_else(|| BackendError::ModelNotFound {
+                model: name.to_string(),
+            })
+    }
+}
+
+fn details(path: &std::path::Path, family: &str) -> wire::ModelDetails {
+    let format = if path.is_dir() { "safetensors" } else { "gguf" };
+    wire::ModelDetails {
+        format: format.into(),
+        family: family.into(),
+        families: (!family.is_empty()).then(|| vec![family.to_string()]),
+        ..Default::default()
+    }
+}
+
+fn modified(path: &std::path::Path) -> Timestamp {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_or_else(|_| Timestamp::now_utc(), Timestamp::from_system)
+}
+
+fn size(path: &std::path::Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl Backend for MlxBackend {
+    fn name(&self) -> &str {
+        "mlx"
+    }
+
+    fn has_model(&self, model: &str) -> BackendFuture<bool> {
+        let found = self.resolver.resolve(model).is_some();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn generate(&self, req: Request) -> BackendFuture<EventStream> {
+        let planned = self.source(&req.model).and_then(|src| {
+            convert::plan(
+                &req,
+                ModelRef {
+                    name: src.name,
+                    path: src.path,
+                },
+            )
+        });
+        let engine = self.engine.clone();
+        let name = req.model.clone();
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            match planned? {
+                convert::Plan::Generate(g) => engine.generate(*g, tx).map_err(convert::error)?,
+                convert::Plan::Unload => engine.unload(&name, tx).map_err(convert::error)?,
+            }
+            let stream = futures::stream::unfold(Some(rx), |rx| async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    Some(EngineEvent::Text(t)) => {
+                        Some((Ok(ollmlx_infer::Event::content(t)), Some(rx)))
+                    }
+                    Some(EngineEvent::Done(d)) => Some((Ok(convert::done_event(d)), None)),
+                    Some(EngineEvent::Error(e)) => Some((Err(convert::error(e)), None)),
+                    None => Some((
+                        Err(BackendError::Internal("the MLX engine stopped".into())),
+                        None,
+                    )),
+                }
+            });
+            Ok(stream.boxed())
+        })
+    }
+
+    fn embed(&self, req: EmbedRequest) -> BackendFuture<EmbedResponse> {
+        let _ = req;
+        Box::pin(async {
+            Err(BackendError::NotImplemented(
+                "the mlx backend does not embed yet".into(),
+            ))
+        })
+    }
+
+    fn list_models(&self) -> BackendFuture<Vec<wire::ListModel>> {
+        let list = self
+            .resolver
+            .list()
+            .into_iter()
+            .map(|m| wire::ListModel {
+                name: m.name.clone(),
+                model: m.name,
+                remote_model: String::new(),
+                remote_host: String::new(),
+                modified_at: modified(&m.path),
+                size: size(&m.path),
+                digest: String::new(),
+                details: details(&m.path, ""),
+                capabilities: vec!["completion".into()],
+            })
+            .collect();
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn loaded(&self) -> BackendFuture<Vec<wire::ProcessModel>> {
+        let on_gpu = self.engine.device() != "cpu";
+        let list =
+            self.engine
+                .loaded()
+                .into_iter()
+                .map(|m| wire::ProcessModel {
+                    name: m.name.clone(),
+                    model: m.name,
+                    size: m.size,
+                    digest: String::new(),
+                    details: details(&m.path, &m.architecture),
+                    // Ollama shows "100% CPU" when size_vram is 0.
+                    size_vram: if on_gpu { m.size } else { 0 },
+                    // Never-expiring models get a far-future time, as upstream does.
+                    expires_at: Timestamp::from_system(m.expires_at.unwrap_or_else(|| {
+                        SystemTime::now() + Duration::from_secs(100 * 365 * 86400)
+                    })),
+                    context_length: m.context_length,
+                })
+                .collect();
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn show(&self, req: wire::ShowRequest) -> BackendFuture<wire::ShowResponse> {
+        let src = self.source(req.model_name());
+        Box::pin(async move {
+            let src = src?;
+            Ok(wire::ShowResponse {
+                license: String::new(),
+                modelfile: String::new(),
+                parameters: String::new(),
+                template: String::new(),
+                system: String::new(),
+                renderer: String::new(),
+                parser: String::new(),
+                details: details(&src.path, ""),
+                messages: Vec::new(),
+                remote_model: String::new(),
+                remote_host: String::new(),
+                model_info: Default::default(),
+                projector_info: None,
+                tensors: Vec::new(),
+                capabilities: vec!["completion".into()],
+                modified_at: modified(&src.path),
+                requires: String::new(),
+            })
+        })
+    }
+}

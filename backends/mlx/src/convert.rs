@@ -1,0 +1,241 @@
+//! Translation between `ollmlx_infer` types and the engine's: requests → [`GenerateRequest`],
+//! engine events → [`Event`]s, engine errors → [`BackendError`].
+
+use std::time::Duration;
+
+use ollmlx_engine::{
+    ChatMessage, Done, EngineError, FinishReason, GenerateRequest, KeepAlive as EngineKeepAlive,
+    ModelRef, Prompt, SamplerConfig,
+};
+use ollmlx_infer::{BackendError, DoneReason, Event, Input, KeepAlive, Request, Stats};
+
+/// Ollama's default context window.
+pub const DEFAULT_NUM_CTX: usize = 4096;
+
+/// What a request asks the engine to do.
+pub enum Plan {
+    /// Generate (or load-only, via [`Prompt::LoadOnly`]).
+    Generate(Box<GenerateRequest>),
+    /// Empty prompt with `keep_alive: 0`: unload the model.
+    Unload,
+}
+
+/// Build the engine request for `req`, served by the weights at `model`.
+pub fn plan(req: &Request, model: ModelRef) -> Result<Plan, BackendError> {
+    if req.think.as_ref().is_some_and(|t| t.enabled()) && !req.relax_thinking {
+        return Err(BackendError::Unsupported(format!(
+            "\"{}\" does not support thinking",
+            req.model
+        )));
+    }
+    if req.debug_render_only {
+        return Err(BackendError::NotImplemented(
+            "the mlx backend cannot render prompts only yet".into(),
+        ));
+    }
+    let keep_alive = req.keep_alive.map(|k| match k {
+        KeepAlive::For(d) => EngineKeepAlive::For(d),
+        KeepAlive::Forever => EngineKeepAlive::Forever,
+    });
+    let (prompt, return_context) = match &req.input {
+        Input::Chat(c) if c.messages.is_empty() => (Prompt::LoadOnly, false),
+        Input::Chat(c) => (
+            Prompt::Chat {
+                messages: c.messages.iter().map(message).collect(),
+                tools: c.tools.clone(),
+            },
+            false,
+        ),
+        Input::Generate(g) if g.prompt.is_empty() && g.system.is_empty() => {
+            (Prompt::LoadOnly, false)
+        }
+        Input::Generate(g) => (
+            Prompt::Text {
+                prompt: g.prompt.clone(),
+                system: g.system.clone(),
+                raw: g.raw,
+            },
+            true,
+        ),
+    };
+    if prompt == Prompt::LoadOnly && req.keep_alive.is_some_and(|k| k.is_zero()) {
+        return Ok(Plan::Unload);
+    }
+    let o = &req.options;
+    let num_ctx = o
+        .num_ctx
+        .filter(|&n| n > 0)
+        .map_or(DEFAULT_NUM_CTX, |n| n as usize);
+    let d = SamplerConfig::default();
+    let sampler = SamplerConfig {
+        temperature: o.temperature.unwrap_or(d.temperature),
+        top_k: o.top_k.map_or(d.top_k, |k| k.max(0) as usize),
+        top_p: o.top_p.unwrap_or(d.top_p),
+        min_p: o.min_p.unwrap_or(d.min_p),
+        repeat_last_n: match o.repeat_last_n {
+            Some(n) if n < 0 => num_ctx,
+            Some(n) => n as usize,
+            None => d.repeat_last_n,
+        },
+        repeat_penalty: o.repeat_penalty.unwrap_or(d.repeat_penalty),
+        presence_penalty: o.presence_penalty.unwrap_or(d.presence_penalty),
+        frequency_penalty: o.frequency_penalty.unwrap_or(d.frequency_penalty),
+        seed: o.seed.filter(|&s| s >= 0).map(|s| s as u64),
+    };
+    let mut g = GenerateRequest::new(model, prompt);
+    g.sampler = sampler;
+    g.num_predict = o.num_predict.filter(|&n| n >= 0).map(|n| n as usize);
+    g.num_ctx = num_ctx;
+    g.num_batch = o.num_batch.filter(|&n| n > 0).map_or(512, |n| n as usize);
+    g.stop = o.stop.clone().unwrap_or_default();
+    g.truncate = req.truncate.unwrap_or(true);
+    g.keep_alive = keep_alive;
+    g.return_context = return_context;
+    Ok(Plan::Generate(Box::new(g)))
+}
+
+fn message(m: &ollmlx_infer::Message) -> ChatMessage {
+    ChatMessage {
+        role: m.role.clone(),
+        content: m.content.clone(),
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({"type": "function", "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect(),
+        name: (!m.tool_name.is_empty()).then(|| m.tool_name.clone()),
+    }
+}
+
+fn ns(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+/// The final event for an engine `Done`.
+pub fn done_event(d: Done) -> Event {
+    let reason = match d.reason {
+        FinishReason::Stop => DoneReason::Stop,
+        FinishReason::Length => DoneReason::Length,
+        FinishReason::Load => DoneReason::Load,
+        FinishReason::Unload => DoneReason::Unload,
+    };
+    let s = d.stats;
+    Event::Done {
+        reason,
+        stats: Stats {
+            total_duration: ns(s.total),
+            load_duration: ns(s.load),
+            prompt_eval_count: s.prompt_eval_count,
+            prompt_eval_duration: ns(s.prompt_eval),
+            eval_count: s.eval_count,
+            eval_duration: ns(s.eval),
+        },
+        context: d.context.map(|c| c.into_iter().map(i64::from).collect()),
+    }
+}
+
+/// Map an engine failure onto the error the router understands.
+pub fn error(e: EngineError) -> BackendError {
+    match e {
+        EngineError::Overloaded => BackendError::Overloaded,
+        EngineError::InvalidRequest(m) => BackendError::InvalidRequest(m),
+        EngineError::ContextLength(m) => BackendError::ContextLengthExceeded(m),
+        other => BackendError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ollmlx_infer::{ChatInput, GenerateInput, Message, Options, Think};
+    use std::path::PathBuf;
+
+    fn mref() -> ModelRef {
+        ModelRef {
+            name: "m".into(),
+            path: PathBuf::from("/x.gguf"),
+        }
+    }
+
+    fn chat(content: &str) -> Request {
+        Request {
+            model: "m".into(),
+            input: Input::Chat(ChatInput {
+                messages: vec![Message {
+                    role: "user".into(),
+                    content: content.into(),
+                    ..Default::default()
+                }],
+                tools: vec![],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn options_map_onto_sampler_and_limits() {
+        let mut r = chat("hi");
+        r.options = Options {
+            temperature: Some(0.0),
+            seed: Some(42),
+            num_predict: Some(5),
+            repeat_last_n: Some(-1),
+            num_ctx: Some(1024),
+            stop: Some(vec!["x".into()]),
+            ..Default::default()
+        };
+        let Plan::Generate(g) = plan(&r, mref()).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!(g.sampler.temperature, 0.0);
+        assert_eq!(g.sampler.seed, Some(42));
+        assert_eq!(g.sampler.repeat_last_n, 1024);
+        assert_eq!(g.num_predict, Some(5));
+        assert_eq!(g.stop, vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn negative_seed_and_num_predict_mean_unset() {
+        let mut r = chat("hi");
+        r.options = Options {
+            seed: Some(-1),
+            num_predict: Some(-1),
+            ..Default::default()
+        };
+        let Plan::Generate(g) = plan(&r, mref()).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!(g.sampler.seed, None);
+        assert_eq!(g.num_predict, None);
+    }
+
+    #[test]
+    fn empty_prompt_loads_and_keep_alive_zero_unloads() {
+        let r = Request {
+            model: "m".into(),
+            input: Input::Generate(GenerateInput::default()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(plan(&r, mref()).unwrap(), Plan::Generate(g) if g.prompt == Prompt::LoadOnly)
+        );
+        let r = Request {
+            keep_alive: Some(KeepAlive::For(Duration::ZERO)),
+            ..r
+        };
+        assert!(matches!(plan(&r, mref()).unwrap(), Plan::Unload));
+    }
+
+    #[test]
+    fn thinking_is_refused_like_upstream_for_models_without_it() {
+        let mut r = chat("hi");
+        r.think = Some(Think::Bool(true));
+        let e = plan(&r, mref()).err().unwrap();
+        assert_eq!(
+            e,
+            BackendError::Unsupported("\"m\" does not support thinking".into())
+        );
+    }
+}
