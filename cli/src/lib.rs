@@ -1,6 +1,6 @@
 //! ollmlx's command line, as a library: the HTTP client, environment configuration
-//! ([`env::Env`], shared with the server), output formatting, progress display, Modelfile
-//! parsing, and the commands themselves ([`cmd::main`]).
+//! ([`env::Env`], shared with the server), output formatting, progress display, turning a
+//! Modelfile into a create request, and the commands themselves ([`cmd::main`]).
 
 pub mod client;
 pub mod cmd;

@@ -1,262 +1,16 @@
-//! Modelfiles: the lexer (upstream `parser.ParseFile`) and the conversion of its commands
-//! into a `/api/create` request (upstream `Modelfile.CreateRequest`), including digesting
-//! the local files that `FROM`, `ADAPTER` and `DRAFT` point at.
+//! `create`'s side of a Modelfile (upstream `Modelfile.CreateRequest`): the grammar, parameter
+//! typing and validation are [`ollmlx_store::modelfile`]'s; this resolves the local files that
+//! `FROM`, `ADAPTER` and `DRAFT` point at relative to the Modelfile, digests them, and builds
+//! the `/api/create` request whose `files`/`adapters` are filled once they are uploaded.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ollmlx_store::modelfile::Modelfile;
 use ollmlx_wire::ollama::{CreateRequest, Message};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-
-use ollmlx_infer::options::{format_param, DEPRECATED_PARAMETERS};
-use ollmlx_store::modelfile::merge_param;
-
-/// One Modelfile instruction: lower-cased name (`model` for FROM, the parameter name for
-/// PARAMETER) and its unquoted argument (`role: text` for MESSAGE).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
-    /// Instruction or parameter name.
-    pub name: String,
-    /// Argument text.
-    pub args: String,
-}
-
-const INVALID_COMMAND: &str = "command must be one of \"from\", \"license\", \"template\", \"system\", \"adapter\", \"draft\", \"renderer\", \"parser\", \"parameter\", \"message\", or \"requires\"";
-const INVALID_ROLE: &str = "message role must be one of \"system\", \"user\", or \"assistant\"";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum St {
-    Nil,
-    Name,
-    Value,
-    Parameter,
-    Message,
-    Comment,
-}
-
-enum Step {
-    Next(St, Option<char>),
-    Eof,
-    Invalid,
-}
-
-fn is_space(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
-fn is_newline(c: char) -> bool {
-    c == '\r' || c == '\n'
-}
-
-fn step(c: char, s: St) -> Step {
-    match s {
-        St::Nil => {
-            if c == '#' {
-                Step::Next(St::Comment, None)
-            } else if is_space(c) || is_newline(c) {
-                Step::Next(St::Nil, None)
-            } else {
-                Step::Next(St::Name, Some(c))
-            }
-        }
-        St::Name => {
-            if c.is_ascii_alphabetic() {
-                Step::Next(St::Name, Some(c))
-            } else if is_space(c) {
-                Step::Next(St::Value, None)
-            } else {
-                Step::Invalid
-            }
-        }
-        St::Value => {
-            if is_newline(c) || is_space(c) {
-                Step::Next(St::Nil, Some(c))
-            } else {
-                Step::Next(St::Value, Some(c))
-            }
-        }
-        St::Parameter => {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                Step::Next(St::Parameter, Some(c))
-            } else if is_space(c) {
-                Step::Next(St::Value, None)
-            } else {
-                Step::Eof
-            }
-        }
-        St::Message => {
-            if c.is_ascii_alphabetic() {
-                Step::Next(St::Message, Some(c))
-            } else if is_space(c) {
-                Step::Next(St::Value, None)
-            } else {
-                Step::Eof
-            }
-        }
-        St::Comment => {
-            if is_newline(c) {
-                Step::Next(St::Nil, None)
-            } else {
-                Step::Next(St::Comment, None)
-            }
-        }
-    }
-}
-
-fn unquote(s: &str) -> Option<&str> {
-    if let Some(rest) = s.strip_prefix("\"\"\"") {
-        return (s.len() >= 6 && s.ends_with("\"\"\"")).then(|| &rest[..rest.len() - 3]);
-    }
-    if let Some(rest) = s.strip_prefix('"') {
-        return (s.len() >= 2 && s.ends_with('"')).then(|| &rest[..rest.len() - 1]);
-    }
-    Some(s)
-}
-
-fn is_valid_command(s: &str) -> bool {
-    matches!(
-        s.to_lowercase().as_str(),
-        "from"
-            | "license"
-            | "template"
-            | "system"
-            | "adapter"
-            | "draft"
-            | "renderer"
-            | "parser"
-            | "parameter"
-            | "message"
-            | "requires"
-    )
-}
-
-/// Decode a Modelfile's bytes: UTF-8 (BOM stripped) or UTF-16 with a BOM.
-fn decode(bytes: &[u8]) -> String {
-    let utf16 = |be: bool| {
-        let units: Vec<u16> = bytes[2..]
-            .chunks_exact(2)
-            .map(|c| {
-                if be {
-                    u16::from_be_bytes([c[0], c[1]])
-                } else {
-                    u16::from_le_bytes([c[0], c[1]])
-                }
-            })
-            .collect();
-        String::from_utf16_lossy(&units)
-    };
-    match bytes {
-        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
-        [0xFF, 0xFE, ..] => utf16(false),
-        [0xFE, 0xFF, ..] => utf16(true),
-        _ => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
-/// Parse a Modelfile. Errors read like upstream's (`(line 3): command must be one of ...`,
-/// `unexpected EOF`, `no FROM line`).
-pub fn parse(bytes: &[u8]) -> Result<Vec<Command>, String> {
-    let text = decode(bytes);
-    let mut cmds: Vec<Command> = Vec::new();
-    let mut cmd = Command {
-        name: String::new(),
-        args: String::new(),
-    };
-    let mut curr = St::Nil;
-    let mut line = 1;
-    let mut b = String::new();
-    let mut role = String::new();
-
-    for c in text.chars() {
-        if is_newline(c) {
-            line += 1;
-        }
-        let (mut next, r) = match step(c, curr) {
-            Step::Next(n, r) => (n, r),
-            Step::Eof => return Err(format!("unexpected EOF: {b}")),
-            Step::Invalid => return Err(format!("(line {line}): {INVALID_COMMAND}")),
-        };
-        if next != curr {
-            match curr {
-                St::Name => {
-                    if !is_valid_command(&b) {
-                        return Err(format!("(line {line}): {INVALID_COMMAND}"));
-                    }
-                    let s = b.to_lowercase();
-                    match s.as_str() {
-                        "from" => cmd.name = "model".into(),
-                        "parameter" => next = St::Parameter,
-                        "message" => {
-                            next = St::Message;
-                            cmd.name = s;
-                        }
-                        _ => cmd.name = s,
-                    }
-                }
-                St::Parameter => cmd.name = b.clone(),
-                St::Message => {
-                    if !matches!(b.as_str(), "system" | "user" | "assistant") {
-                        return Err(format!("(line {line}): {INVALID_ROLE}"));
-                    }
-                    role = b.clone();
-                }
-                St::Comment | St::Nil => {}
-                St::Value => {
-                    let trimmed = b.trim().to_string();
-                    match unquote(&trimmed) {
-                        Some(s) if !r.is_some_and(is_space) => {
-                            let mut s = s.to_string();
-                            if !role.is_empty() {
-                                s = format!("{role}: {s}");
-                                role.clear();
-                            }
-                            cmd.args = s;
-                            cmds.push(cmd.clone());
-                        }
-                        _ => {
-                            if let Some(r) = r {
-                                b.push(r);
-                            }
-                            continue;
-                        }
-                    }
-                }
-            }
-            b.clear();
-            curr = next;
-        }
-        if let Some(r) = r {
-            if !r.is_control() {
-                b.push(r);
-            }
-        }
-    }
-
-    match curr {
-        St::Comment | St::Nil => {}
-        St::Value => {
-            let trimmed = b.trim().to_string();
-            let Some(s) = unquote(&trimmed) else {
-                return Err("unexpected EOF".into());
-            };
-            let mut s = s.to_string();
-            if !role.is_empty() {
-                s = format!("{role}: {s}");
-            }
-            cmd.args = s;
-            cmds.push(cmd);
-        }
-        _ => return Err("unexpected EOF".into()),
-    }
-
-    if cmds.iter().any(|c| c.name == "model") {
-        Ok(cmds)
-    } else {
-        Err("no FROM line".into())
-    }
-}
 
 /// A create request plus the local files it needs uploaded first.
 #[derive(Debug, Clone, Default)]
@@ -273,100 +27,55 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// Convert parsed commands into a [`Plan`]; relative paths resolve against `dir`.
-pub fn plan(cmds: &[Command], dir: &Path) -> Result<Plan, String> {
+/// Convert a parsed Modelfile into a [`Plan`]; relative paths resolve against `dir`.
+pub fn plan(modelfile: &Modelfile, dir: &Path) -> Result<Plan, String> {
+    let r = modelfile.to_request().map_err(|e| e.to_string())?;
     let mut p = Plan::default();
-    let mut params = Map::new();
-    let mut messages = Vec::new();
-    let mut licenses = Vec::new();
     let mut model_paths: Vec<PathBuf> = Vec::new();
-    let mut draft_paths: Vec<PathBuf> = Vec::new();
-    for c in cmds {
-        match c.name.as_str() {
-            "model" => {
-                let path = expand_path(&c.args, dir)?;
-                if !path.exists() {
-                    p.req.from = c.args.clone();
-                    continue;
-                }
-                reject_same_path(&path, &draft_paths)?;
-                p.files.extend(file_digests(&path)?);
-                model_paths.push(path);
-            }
-            "draft" => {
-                let path = expand_path(&c.args, dir)?;
-                let digests = file_digests(&path)?;
-                reject_same_path(&path, &model_paths)?;
-                p.draft_files.extend(digests);
-                draft_paths.push(path);
-            }
-            "adapter" => {
-                let path = expand_path(&c.args, dir)?;
-                p.adapters = file_digests(&path)?;
-            }
-            "template" => p.req.template = c.args.clone(),
-            "system" => p.req.system = c.args.clone(),
-            "license" => licenses.push(Value::String(c.args.clone())),
-            "renderer" => p.req.renderer = c.args.clone(),
-            "parser" => p.req.parser = c.args.clone(),
-            "requires" => {
-                let v = c.args.strip_prefix('v').unwrap_or(&c.args);
-                if !is_semver(v) {
-                    return Err("requires must be a valid semver (e.g. 0.14.0)".into());
-                }
-                p.req.requires = v.to_string();
-            }
-            "message" => {
-                let (role, content) = c.args.split_once(": ").unwrap_or((&c.args, ""));
-                messages.push(Message {
-                    role: role.to_string(),
-                    content: content.to_string(),
-                    ..Default::default()
-                });
-            }
-            name if DEPRECATED_PARAMETERS.contains(&name) => {
-                p.warnings
-                    .push(format!("warning: parameter {name} is deprecated"));
-            }
-            name => {
-                let v = format_param(name, std::slice::from_ref(&c.args)).map_err(|e| e.0)?;
-                merge_param(&mut params, name, v);
-            }
+    for from in &r.from {
+        let path = expand_path(from, dir)?;
+        if !path.exists() {
+            p.req.from = from.clone();
+            continue;
         }
+        p.files.extend(file_digests(&path)?);
+        model_paths.push(path);
     }
-    p.req.parameters = params;
-    p.req.messages = messages;
-    if !licenses.is_empty() {
-        p.req.license = Some(Value::Array(licenses));
+    for draft in &r.drafts {
+        let path = expand_path(draft, dir)?;
+        let digests = file_digests(&path)?;
+        reject_same_path(&path, &model_paths)?;
+        p.draft_files.extend(digests);
     }
+    for adapter in &r.adapters {
+        p.adapters = file_digests(&expand_path(adapter, dir)?)?;
+    }
+    p.req.template = r.template.unwrap_or_default();
+    p.req.system = r.system.unwrap_or_default();
+    p.req.renderer = r.renderer.unwrap_or_default();
+    p.req.parser = r.parser.unwrap_or_default();
+    p.req.requires = r.requires.unwrap_or_default();
+    if !r.license.is_empty() {
+        p.req.license = Some(Value::Array(
+            r.license.into_iter().map(Value::String).collect(),
+        ));
+    }
+    p.req.messages = r
+        .messages
+        .into_iter()
+        .map(|(role, content)| Message {
+            role,
+            content,
+            ..Default::default()
+        })
+        .collect();
+    p.req.parameters = r.parameters;
+    p.warnings = r
+        .deprecated
+        .iter()
+        .map(|name| format!("warning: parameter {name} is deprecated"))
+        .collect();
     Ok(p)
-}
-
-/// Upstream accepts `MAJOR[.MINOR[.PATCH]][-pre][+build]` (golang.org/x/mod/semver).
-fn is_semver(v: &str) -> bool {
-    let (core, _build) = v.split_once('+').unwrap_or((v, ""));
-    let (core, pre) = match core.split_once('-') {
-        Some((c, p)) => (c, Some(p)),
-        None => (core, None),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    let num_ok = |s: &&str| {
-        !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s.len() == 1 || !s.starts_with('0'))
-    };
-    if parts.is_empty() || parts.len() > 3 || !parts.iter().all(num_ok) {
-        return false;
-    }
-    if pre.is_some() && parts.len() != 3 {
-        return false;
-    }
-    pre.is_none_or(|p| {
-        !p.is_empty()
-            && p.split('.').all(|id| {
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-    })
 }
 
 fn reject_same_path(path: &Path, others: &[PathBuf]) -> Result<(), String> {

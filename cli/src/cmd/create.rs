@@ -34,8 +34,8 @@ pub fn read_modelfile(file: Option<&str>) -> anyhow::Result<(Vec<u8>, PathBuf)> 
 
 /// Turn the Modelfile into a plan and apply the command-line flags.
 pub fn build_plan(model: &str, bytes: &[u8], dir: &Path, a: &CreateArgs) -> anyhow::Result<Plan> {
-    let cmds = modelfile::parse(bytes).map_err(anyhow::Error::msg)?;
-    let mut plan = modelfile::plan(&cmds, dir).map_err(anyhow::Error::msg)?;
+    let parsed = ollmlx_store::modelfile::parse(bytes)?;
+    let mut plan = modelfile::plan(&parsed, dir).map_err(anyhow::Error::msg)?;
     plan.req.model = model.to_string();
     if let Some(q) = a.quantize.as_deref().filter(|q| !q.is_empty()) {
         plan.req.quantize = q.to_string();

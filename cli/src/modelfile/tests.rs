@@ -1,80 +1,8 @@
-//! Tests for the Modelfile lexer and its conversion to a create request.
+//! Tests for turning a parsed Modelfile into a create request with digested local files.
+
+use ollmlx_store::modelfile::parse;
 
 use super::*;
-
-fn cmd(name: &str, args: &str) -> Command {
-    Command {
-        name: name.into(),
-        args: args.into(),
-    }
-}
-
-#[test]
-fn parses_every_instruction_kind() {
-    let mf = br#"
-# a comment
-FROM llama3.2
-PARAMETER temperature 0.7
-parameter stop <|end|>
-PARAMETER stop "<|user|>"
-TEMPLATE """{{ .System }}
-{{ .Prompt }}"""
-SYSTEM You are "helpful".
-MESSAGE user hi there
-MESSAGE assistant hello
-LICENSE MIT
-ADAPTER ./lora.gguf
-"#;
-    let cmds = parse(mf).unwrap();
-    assert_eq!(
-        cmds,
-        vec![
-            cmd("model", "llama3.2"),
-            cmd("temperature", "0.7"),
-            cmd("stop", "<|end|>"),
-            cmd("stop", "<|user|>"),
-            cmd("template", "{{ .System }}\n{{ .Prompt }}"),
-            cmd("system", "You are \"helpful\"."),
-            cmd("message", "user: hi there"),
-            cmd("message", "assistant: hello"),
-            cmd("license", "MIT"),
-            cmd("adapter", "./lora.gguf"),
-        ]
-    );
-}
-
-#[test]
-fn reports_upstream_parse_errors() {
-    assert_eq!(
-        parse(b"PARAMETER temperature 1").unwrap_err(),
-        "no FROM line"
-    );
-    assert_eq!(
-        parse(b"FROM m\nBOGUS x\n").unwrap_err(),
-        "(line 2): command must be one of \"from\", \"license\", \"template\", \"system\", \"adapter\", \"draft\", \"renderer\", \"parser\", \"parameter\", \"message\", or \"requires\""
-    );
-    assert_eq!(
-        parse(b"FROM m\nMESSAGE bot hi\n").unwrap_err(),
-        "(line 2): message role must be one of \"system\", \"user\", or \"assistant\""
-    );
-    assert_eq!(
-        parse(b"FROM m\nSYSTEM \"\"\"unterminated\n").unwrap_err(),
-        "unexpected EOF"
-    );
-    assert_eq!(parse(b"FROM m\nPARAMETER").unwrap_err(), "unexpected EOF");
-}
-
-#[test]
-fn strips_utf8_bom_and_decodes_utf16() {
-    let mut b = vec![0xEF, 0xBB, 0xBF];
-    b.extend_from_slice(b"FROM m\n");
-    assert_eq!(parse(&b).unwrap(), vec![cmd("model", "m")]);
-    let mut u = vec![0xFF, 0xFE];
-    for unit in "FROM m\n".encode_utf16() {
-        u.extend_from_slice(&unit.to_le_bytes());
-    }
-    assert_eq!(parse(&u).unwrap(), vec![cmd("model", "m")]);
-}
 
 #[test]
 fn converts_commands_to_create_request() {

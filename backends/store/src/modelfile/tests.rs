@@ -41,6 +41,39 @@ fn parses_every_command_kind() {
 }
 
 #[test]
+fn parses_quotes_comments_and_lower_case_parameters() {
+    let mf = r#"
+# a comment
+FROM llama3.2
+PARAMETER temperature 0.7
+parameter stop <|end|>
+PARAMETER stop "<|user|>"
+TEMPLATE """{{ .System }}
+{{ .Prompt }}"""
+SYSTEM You are "helpful".
+MESSAGE user hi there
+MESSAGE assistant hello
+LICENSE MIT
+ADAPTER ./lora.gguf
+"#;
+    assert_eq!(
+        cmds(mf),
+        vec![
+            c("model", "llama3.2"),
+            c("temperature", "0.7"),
+            c("stop", "<|end|>"),
+            c("stop", "<|user|>"),
+            c("template", "{{ .System }}\n{{ .Prompt }}"),
+            c("system", "You are \"helpful\"."),
+            c("message", "user: hi there"),
+            c("message", "assistant: hello"),
+            c("license", "MIT"),
+            c("adapter", "./lora.gguf"),
+        ]
+    );
+}
+
+#[test]
 fn commands_are_case_insensitive_and_comments_skipped() {
     assert_eq!(
         cmds("# comment\nfrom m\n  # indented comment\nSyStEm hello   \n"),
@@ -85,6 +118,15 @@ fn errors_match_upstream_text() {
         ("FROM m\nPARAMETER temperature\n", "unexpected EOF: temperature"),
         ("FROM m\nSYSTEM \"\"\"unterminated\n", "unexpected EOF"),
         ("FROM m\nPARAMETER", "unexpected EOF"),
+        ("PARAMETER temperature 1", "no FROM line"),
+        (
+            "FROM m\nBOGUS x\n",
+            "(line 2): command must be one of \"from\", \"license\", \"template\", \"system\", \"adapter\", \"draft\", \"renderer\", \"parser\", \"parameter\", \"message\", or \"requires\"",
+        ),
+        (
+            "FROM m\nMESSAGE bot hi\n",
+            "(line 2): message role must be one of \"system\", \"user\", or \"assistant\"",
+        ),
     ];
     for (src, want) in cases {
         let e = parse(src.as_bytes()).unwrap_err();
@@ -105,6 +147,18 @@ fn utf16_and_bom_inputs_are_decoded() {
     let mut bom = vec![0xEF, 0xBB, 0xBF];
     bom.extend_from_slice(b"FROM m\n");
     assert_eq!(parse(&bom).unwrap().commands[0], Command::new("model", "m"));
+    assert_eq!(
+        parse(&bom).unwrap().commands,
+        vec![Command::new("model", "m")]
+    );
+    let mut u = vec![0xFF, 0xFE];
+    for unit in "FROM m\n".encode_utf16() {
+        u.extend_from_slice(&unit.to_le_bytes());
+    }
+    assert_eq!(
+        parse(&u).unwrap().commands,
+        vec![Command::new("model", "m")]
+    );
 }
 
 #[test]
