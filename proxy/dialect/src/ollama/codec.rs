@@ -44,6 +44,14 @@ pub fn logprobs(l: &[Logprob]) -> Vec<wire::Logprob> {
         .collect()
 }
 
+/// The `debug_info` of a `Rendered` event (`_debug_render_only`).
+fn debug_info(prompt: &str, image_count: usize) -> Option<wire::DebugInfo> {
+    Some(wire::DebugInfo {
+        rendered_template: prompt.to_string(),
+        image_count,
+    })
+}
+
 /// The in-stream error line.
 pub fn error_chunk(message: &str) -> Chunk {
     Chunk::Data(to_vec(&wire::ErrorResponse::new(message)))
@@ -111,10 +119,7 @@ impl Codec for GenerateCodec {
                 prompt,
                 image_count,
             } => {
-                r.debug_info = Some(wire::DebugInfo {
-                    rendered_template: prompt.clone(),
-                    image_count: *image_count,
-                });
+                r.debug_info = debug_info(prompt, *image_count);
                 r.done = true;
             }
             Event::Done {
@@ -159,10 +164,7 @@ impl Codec for GenerateCodec {
                 prompt,
                 image_count,
             } => {
-                self.acc.debug_info = Some(wire::DebugInfo {
-                    rendered_template: prompt.clone(),
-                    image_count: *image_count,
-                });
+                self.acc.debug_info = debug_info(prompt, *image_count);
                 self.acc.done = true;
             }
             Event::Done {
@@ -247,10 +249,7 @@ impl Codec for ChatCodec {
                 prompt,
                 image_count,
             } => {
-                r.debug_info = Some(wire::DebugInfo {
-                    rendered_template: prompt.clone(),
-                    image_count: *image_count,
-                });
+                r.debug_info = debug_info(prompt, *image_count);
                 r.done = true;
             }
             Event::Done { reason, stats, .. } => {
@@ -293,10 +292,7 @@ impl Codec for ChatCodec {
                 prompt,
                 image_count,
             } => {
-                self.acc.debug_info = Some(wire::DebugInfo {
-                    rendered_template: prompt.clone(),
-                    image_count: *image_count,
-                });
+                self.acc.debug_info = debug_info(prompt, *image_count);
                 self.acc.done = true;
             }
             Event::Done { reason, stats, .. } => {
