@@ -261,33 +261,22 @@ pub fn parse(input: &[u8]) -> Result<Modelfile, ModelfileError> {
                     role = b.clone();
                 }
                 State::Comment | State::Nil => {}
-                State::Value => {
-                    let unq = unquote(b.trim()).map(str::to_string);
-                    match (unq, r) {
-                        (Some(s), Some(rc)) if !is_space(rc) => {
-                            cmd.args = if role.is_empty() {
-                                s
-                            } else {
-                                format!("{}: {s}", std::mem::take(&mut role))
-                            };
-                            f.commands.push(cmd.clone());
-                        }
-                        (Some(s), None) => {
-                            cmd.args = if role.is_empty() {
-                                s
-                            } else {
-                                format!("{}: {s}", std::mem::take(&mut role))
-                            };
-                            f.commands.push(cmd.clone());
-                        }
-                        _ => {
-                            if let Some(rc) = r {
-                                b.push(rc);
-                            }
-                            continue;
-                        }
+                State::Value => match unquote(b.trim()).map(str::to_string) {
+                    Some(s) if !r.is_some_and(is_space) => {
+                        cmd.args = if role.is_empty() {
+                            s
+                        } else {
+                            format!("{}: {s}", std::mem::take(&mut role))
+                        };
+                        f.commands.push(cmd.clone());
                     }
-                }
+                    _ => {
+                        if let Some(rc) = r {
+                            b.push(rc);
+                        }
+                        continue;
+                    }
+                },
             }
             b.clear();
             curr = next;
