@@ -16,9 +16,10 @@ use tower::Service;
 
 use crate::body::{status_only, text, BoxBody, BoxError};
 use crate::handlers;
-use crate::respond::{backend_error, error_response};
+use crate::respond::{backend_error, decode_error, error_response};
 use crate::routes::{match_route, Match, Route};
 use crate::state::AppState;
+use ollmlx_dialect::DecodeError;
 
 /// The application service (after CORS and host checks).
 #[derive(Clone)]
@@ -154,7 +155,41 @@ where
             };
         }
     };
+    let body = if route == Route::OpenAiResponses && is_zstd(&parts.headers) {
+        match decompress_zstd(&body) {
+            Ok(b) => b,
+            Err(msg) => return decode_error(&route, &DecodeError::bad_request(msg)),
+        }
+    } else {
+        body
+    };
     handlers::dispatch(state, route, &parts.headers, body, is_head).await
+}
+
+/// Largest decompressed `/v1/responses` body (upstream's `maxDecompressedBodySize`).
+const MAX_DECOMPRESSED: u64 = 20 << 20;
+
+fn is_zstd(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() == b"zstd")
+}
+
+/// Codex-style clients send `/v1/responses` bodies zstd-compressed.
+fn decompress_zstd(body: &[u8]) -> Result<Bytes, &'static str> {
+    use std::io::Read;
+    let mut src = body;
+    let decoder = ruzstd::decoding::StreamingDecoder::new(&mut src)
+        .map_err(|_| "failed to decompress zstd body")?;
+    let mut out = Vec::new();
+    decoder
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| "failed to decompress zstd body")?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err("http: request body too large");
+    }
+    Ok(Bytes::from(out))
 }
 
 async fn blob_put<B>(state: &AppState, route: &Route, digest: String, body: B) -> Response<BoxBody>

@@ -135,3 +135,26 @@ async fn anthropic_errors_use_the_anthropic_envelope() {
     assert_eq!(v["error"]["type"], "not_found_error");
     assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
 }
+
+#[tokio::test]
+async fn responses_accepts_zstd_bodies_and_rejects_garbage() {
+    let json = br#"{"model":"mock","input":"squeezed text"}"#;
+    let compressed =
+        ruzstd::encoding::compress_to_vec(&json[..], ruzstd::encoding::CompressionLevel::Fastest);
+    let mut r = req("POST", "/v1/responses", "");
+    *r.body_mut() = http_body_util::Full::new(bytes::Bytes::from(compressed));
+    r.headers_mut()
+        .insert("content-encoding", "zstd".parse().unwrap());
+    let resp = send(state(Arc::new(mock())), r).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(v["output"][0]["content"][0]["text"], "squeezed text");
+
+    let mut r = req("POST", "/v1/responses", "not zstd at all");
+    r.headers_mut()
+        .insert("content-encoding", "zstd".parse().unwrap());
+    let resp = send(state(Arc::new(mock())), r).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(v["error"]["message"], "failed to decompress zstd body");
+}
