@@ -4,24 +4,27 @@
 //! `ollmlx_infer::Backend`) → `ollmlx-engine` (the MLX thread) → `ollmlx-models` → `mlx-rs` →
 //! `mlx-sys` → libmlx. Model names are resolved to weight files by a [`ModelResolver`] (the
 //! store plugs in here; [`StaticModels`] is a fixed list), generation streams `Event`s, and
-//! dropping the stream cancels the request on the engine thread.
+//! dropping the stream cancels the request on the engine thread. Behind the store's
+//! `StoreBackend`, use [`MlxRunner`] (an `ollmlx_store::Runner`) instead.
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod runner;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::stream::StreamExt;
-use ollmlx_engine::{Engine, EngineConfig, EngineEvent, ModelRef};
+use ollmlx_engine::{Engine, EngineEvent, ModelRef};
 use ollmlx_infer::{
     Backend, BackendError, BackendFuture, EmbedRequest, EmbedResponse, EventStream, Request,
 };
 use ollmlx_wire::ollama as wire;
 use ollmlx_wire::time::Timestamp;
 
-pub use ollmlx_engine::{DeviceChoice, KeepAlive};
+pub use ollmlx_engine::{DeviceChoice, EngineConfig, KeepAlive};
+pub use runner::MlxRunner;
 
 /// A model name and the weights that serve it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,60 @@ fn size(path: &std::path::Path) -> u64 {
     }
 }
 
+/// Run `req` on the engine with the weights of `model`, as a stream of events.
+pub(crate) fn generate_on(
+    engine: Engine,
+    req: Request,
+    model: ModelRef,
+) -> BackendFuture<EventStream> {
+    let planned = convert::plan(&req, model);
+    let name = req.model.clone();
+    Box::pin(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        match planned? {
+            convert::Plan::Generate(g) => engine.generate(*g, tx).map_err(convert::error)?,
+            convert::Plan::Unload => engine.unload(&name, tx).map_err(convert::error)?,
+        }
+        let stream = futures::stream::unfold(Some(rx), |rx| async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(EngineEvent::Text(t)) => Some((Ok(ollmlx_infer::Event::content(t)), Some(rx))),
+                Some(EngineEvent::Done(d)) => Some((Ok(convert::done_event(d)), None)),
+                Some(EngineEvent::Error(e)) => Some((Err(convert::error(e)), None)),
+                None => Some((
+                    Err(BackendError::Internal("the MLX engine stopped".into())),
+                    None,
+                )),
+            }
+        });
+        Ok(stream.boxed())
+    })
+}
+
+/// `/api/ps` entries for the models resident in `engine`.
+pub(crate) fn process_models(engine: &Engine) -> Vec<wire::ProcessModel> {
+    let on_gpu = engine.device() != "cpu";
+    engine
+        .loaded()
+        .into_iter()
+        .map(|m| wire::ProcessModel {
+            name: m.name.clone(),
+            model: m.name,
+            size: m.size,
+            digest: String::new(),
+            details: details(&m.path, &m.architecture),
+            // Ollama shows "100% CPU" when size_vram is 0.
+            size_vram: if on_gpu { m.size } else { 0 },
+            // Never-expiring models get a far-future time, as upstream does.
+            expires_at: Timestamp::from_system(
+                m.expires_at
+                    .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(100 * 365 * 86400)),
+            ),
+            context_length: m.context_length,
+        })
+        .collect()
+}
+
 impl Backend for MlxBackend {
     fn name(&self) -> &str {
         "mlx"
@@ -127,39 +184,17 @@ impl Backend for MlxBackend {
     }
 
     fn generate(&self, req: Request) -> BackendFuture<EventStream> {
-        let planned = self.source(&req.model).and_then(|src| {
-            convert::plan(
-                &req,
+        match self.source(&req.model) {
+            Ok(src) => generate_on(
+                self.engine.clone(),
+                req,
                 ModelRef {
                     name: src.name,
                     path: src.path,
                 },
-            )
-        });
-        let engine = self.engine.clone();
-        let name = req.model.clone();
-        Box::pin(async move {
-            let (tx, rx) = tokio::sync::mpsc::channel(64);
-            match planned? {
-                convert::Plan::Generate(g) => engine.generate(*g, tx).map_err(convert::error)?,
-                convert::Plan::Unload => engine.unload(&name, tx).map_err(convert::error)?,
-            }
-            let stream = futures::stream::unfold(Some(rx), |rx| async move {
-                let mut rx = rx?;
-                match rx.recv().await {
-                    Some(EngineEvent::Text(t)) => {
-                        Some((Ok(ollmlx_infer::Event::content(t)), Some(rx)))
-                    }
-                    Some(EngineEvent::Done(d)) => Some((Ok(convert::done_event(d)), None)),
-                    Some(EngineEvent::Error(e)) => Some((Err(convert::error(e)), None)),
-                    None => Some((
-                        Err(BackendError::Internal("the MLX engine stopped".into())),
-                        None,
-                    )),
-                }
-            });
-            Ok(stream.boxed())
-        })
+            ),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 
     fn embed(&self, req: EmbedRequest) -> BackendFuture<EmbedResponse> {
@@ -192,26 +227,7 @@ impl Backend for MlxBackend {
     }
 
     fn loaded(&self) -> BackendFuture<Vec<wire::ProcessModel>> {
-        let on_gpu = self.engine.device() != "cpu";
-        let list =
-            self.engine
-                .loaded()
-                .into_iter()
-                .map(|m| wire::ProcessModel {
-                    name: m.name.clone(),
-                    model: m.name,
-                    size: m.size,
-                    digest: String::new(),
-                    details: details(&m.path, &m.architecture),
-                    // Ollama shows "100% CPU" when size_vram is 0.
-                    size_vram: if on_gpu { m.size } else { 0 },
-                    // Never-expiring models get a far-future time, as upstream does.
-                    expires_at: Timestamp::from_system(m.expires_at.unwrap_or_else(|| {
-                        SystemTime::now() + Duration::from_secs(100 * 365 * 86400)
-                    })),
-                    context_length: m.context_length,
-                })
-                .collect();
+        let list = process_models(&self.engine);
         Box::pin(async move { Ok(list) })
     }
 

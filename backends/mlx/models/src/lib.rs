@@ -83,7 +83,7 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Loaded> {
 
 /// Load a GGUF file.
 pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
-    let file = GgufFile::load(path)?;
+    let file = GgufFile::load(gguf_named(path)?)?;
     let meta = GgufMeta::new(&file);
     let arch = meta
         .string("general.architecture")?
@@ -103,6 +103,34 @@ pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
         gguf: Some(file),
         hf_config: None,
     })
+}
+
+/// MLX only opens files named `*.gguf`; store blobs are named by digest. Give such a file a
+/// `.gguf`-named symlink in the temp directory.
+fn gguf_named(path: &Path) -> Result<std::path::PathBuf> {
+    if path.extension().is_some_and(|e| e == "gguf") {
+        return Ok(path.to_path_buf());
+    }
+    let err = |e: std::io::Error| ModelError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let target = path.canonicalize().map_err(err)?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join("ollmlx-gguf-links");
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let link = dir.join(format!("{name}.gguf"));
+    if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&target, &link).map_err(err)?;
+        #[cfg(not(unix))]
+        std::fs::copy(&target, &link).map(|_| ()).map_err(err)?;
+    }
+    Ok(link)
 }
 
 /// Load an MLX / Hugging Face safetensors directory.

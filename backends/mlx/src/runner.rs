@@ -1,0 +1,188 @@
+//! [`MlxRunner`]: the MLX engine behind the store's `StoreBackend` (`ollmlx_store::Runner`).
+//!
+//! The store resolves a name to a [`ResolvedModel`] (weights, Modelfile defaults); this runner
+//! applies those defaults (options, SYSTEM, preset MESSAGEs), points the engine at the GGUF blob
+//! or at a directory of symlinks re-assembling an MLX safetensors model, and streams events.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ollmlx_engine::{Engine, EngineConfig, ModelRef};
+use ollmlx_infer::{
+    BackendError, BackendFuture, EmbedRequest, EmbedResponse, EventStream, Input, Message, Request,
+};
+use ollmlx_store::{ResolvedModel, Runner};
+use ollmlx_wire::ollama as wire;
+
+use crate::{generate_on, process_models};
+
+/// The MLX engine as the store's runner.
+#[derive(Clone)]
+pub struct MlxRunner {
+    engine: Engine,
+    /// `/api/ps` facts the engine does not know, by display name.
+    shown: Arc<Mutex<HashMap<String, (String, wire::ModelDetails)>>>,
+    assembled: PathBuf,
+}
+
+impl MlxRunner {
+    /// Start the engine thread. MLX safetensors models are re-assembled (as symlinks to their
+    /// blobs) under `$OLLMLX_MLX_MODELS_DIR`, default `<tmp>/ollmlx-mlx-models`.
+    pub fn new(config: EngineConfig) -> Result<Self, BackendError> {
+        let engine = Engine::start(config).map_err(crate::convert::error)?;
+        let assembled = std::env::var_os("OLLMLX_MLX_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("ollmlx-mlx-models"));
+        Ok(MlxRunner {
+            engine,
+            shown: Default::default(),
+            assembled,
+        })
+    }
+
+    /// The MLX device in use (`cpu` or `gpu`).
+    pub fn device(&self) -> &str {
+        self.engine.device()
+    }
+
+    fn weights(&self, m: &ResolvedModel) -> Result<PathBuf, BackendError> {
+        if let Some(p) = &m.model_path {
+            return Ok(p.clone());
+        }
+        if m.tensor_files.is_empty() {
+            return Err(BackendError::Unsupported(format!(
+                "\"{}\" has no weights the MLX engine can load",
+                m.requested
+            )));
+        }
+        let dir = self.assembled.join(&m.digest);
+        assemble(&dir, m.tensor_files.iter().chain(&m.config_files))
+            .map_err(|e| BackendError::Internal(format!("assembling {}: {e}", dir.display())))?;
+        Ok(dir)
+    }
+}
+
+/// Make `dir` contain `name -> blob` symlinks (idempotent).
+fn assemble<'a>(
+    dir: &Path,
+    files: impl Iterator<Item = &'a (String, PathBuf)>,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, blob) in files {
+        if name.contains('/') || name.contains("..") {
+            continue;
+        }
+        let link = dir.join(name);
+        if std::fs::read_link(&link).is_ok_and(|t| &t == blob) {
+            continue;
+        }
+        let _ = std::fs::remove_file(&link);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(blob, &link)?;
+        #[cfg(not(unix))]
+        std::fs::copy(blob, &link).map(|_| ())?;
+    }
+    Ok(())
+}
+
+/// Apply the Modelfile defaults of `m` to `req`.
+pub fn apply_model_defaults(m: &ResolvedModel, mut req: Request) -> Request {
+    req.options = req.options.clone().merged_over(&m.options);
+    match &mut req.input {
+        Input::Chat(c) => {
+            let mut msgs: Vec<Message> = Vec::new();
+            if !m.system.is_empty() && !c.messages.iter().any(|x| x.role == "system") {
+                msgs.push(Message {
+                    role: "system".into(),
+                    content: m.system.clone(),
+                    ..Default::default()
+                });
+            }
+            msgs.extend(m.messages.iter().map(|x| Message {
+                role: x.role.clone(),
+                content: x.content.clone(),
+                ..Default::default()
+            }));
+            if !msgs.is_empty() && !c.messages.is_empty() {
+                msgs.append(&mut c.messages);
+                c.messages = msgs;
+            }
+        }
+        Input::Generate(g) => {
+            if g.system.is_empty() && !g.raw {
+                g.system = m.system.clone();
+            }
+        }
+    }
+    req
+}
+
+impl Runner for MlxRunner {
+    fn generate(&self, model: ResolvedModel, req: Request) -> BackendFuture<EventStream> {
+        let path = match self.weights(&model) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        if let Ok(mut s) = self.shown.lock() {
+            s.insert(
+                model.display_name.clone(),
+                (model.digest.clone(), model.details.clone()),
+            );
+        }
+        let req = apply_model_defaults(&model, req);
+        generate_on(
+            self.engine.clone(),
+            req,
+            ModelRef {
+                name: model.display_name.clone(),
+                path,
+            },
+        )
+    }
+
+    fn embed(&self, model: ResolvedModel, req: EmbedRequest) -> BackendFuture<EmbedResponse> {
+        let _ = (model, req);
+        Box::pin(async {
+            Err(BackendError::NotImplemented(
+                "the mlx backend does not embed yet".into(),
+            ))
+        })
+    }
+
+    fn loaded(&self) -> BackendFuture<Vec<wire::ProcessModel>> {
+        let mut list = process_models(&self.engine);
+        if let Ok(shown) = self.shown.lock() {
+            for p in &mut list {
+                if let Some((digest, details)) = shown.get(&p.name) {
+                    p.digest = digest.clone();
+                    p.details = details.clone();
+                }
+            }
+        }
+        Box::pin(async move { Ok(list) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assemble_links_blobs_under_their_file_names() {
+        let tmp = std::env::temp_dir().join(format!("ollmlx-assemble-{}", std::process::id()));
+        let blob = tmp.join("sha256-abc");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(&blob, b"{}").unwrap();
+        let files = [
+            ("config.json".to_string(), blob.clone()),
+            ("../evil".to_string(), blob.clone()),
+        ];
+        let dir = tmp.join("model");
+        assemble(&dir, files.iter()).unwrap();
+        assemble(&dir, files.iter()).unwrap();
+        assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{}");
+        assert!(!tmp.join("evil").exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

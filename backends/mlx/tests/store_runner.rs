@@ -1,0 +1,87 @@
+//! `MlxRunner` behind the store's `StoreBackend`: import the real SmolLM2 GGUF into a temporary
+//! store, then chat through the store (Modelfile parameters apply). Skips loudly without the file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use ollmlx_infer::{Backend, ChatInput, Event, Input, ManageRequest, Message, RawBody, Request};
+use ollmlx_mlx::MlxRunner;
+use ollmlx_store::{Store, StoreBackend};
+use ollmlx_wire::ollama as wire;
+use sha2::{Digest, Sha256};
+
+fn model_path() -> Option<PathBuf> {
+    let p = std::env::var_os("OLLMLX_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; run scripts/fetch-models.sh",
+            p.display()
+        );
+        None
+    }
+}
+
+#[tokio::test]
+async fn stored_gguf_model_answers_through_the_store_backend() {
+    let Some(path) = model_path() else { return };
+    let data = std::fs::read(&path).unwrap();
+    let digest = format!("sha256:{:x}", Sha256::digest(&data));
+    let dir = tempfile::tempdir().unwrap();
+    let runner = MlxRunner::new(Default::default()).unwrap();
+    let backend = StoreBackend::new(Store::new(dir.path())).with_runner(Arc::new(runner));
+
+    let body: RawBody = futures::stream::iter(
+        data.chunks(1 << 20)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    )
+    .boxed();
+    backend.blob_put(digest.clone(), body).await.unwrap();
+    let req: wire::CreateRequest = serde_json::from_value(serde_json::json!({
+        "model": "smollm2:135m",
+        "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest},
+        "parameters": {"temperature": 0, "num_predict": 16}
+    }))
+    .unwrap();
+    let mut s = backend
+        .manage(ManageRequest::Create(req.into()))
+        .await
+        .unwrap();
+    while let Some(p) = s.next().await {
+        p.unwrap();
+    }
+
+    let req = Request {
+        model: "smollm2:135m".into(),
+        input: Input::Chat(ChatInput {
+            messages: vec![Message {
+                role: "user".into(),
+                content: "What is the capital of France?".into(),
+                ..Default::default()
+            }],
+            tools: vec![],
+        }),
+        ..Default::default()
+    };
+    let mut s = backend.generate(req).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = s.next().await {
+        if let Event::Delta { content, .. } = ev.unwrap() {
+            text.push_str(&content);
+        }
+    }
+    assert!(text.contains("Paris"), "{text:?}");
+    let ps = backend.loaded().await.unwrap();
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].details.family, "llama");
+    assert!(!ps[0].digest.is_empty());
+}
