@@ -269,17 +269,15 @@ impl EngineThread {
             return;
         };
         let result = generate::run(m, &req, &reply, load, t0);
-        match result {
-            Ok(Some(done)) => {
-                let _ = reply.blocking_send(EngineEvent::Done(done));
-            }
-            Ok(None) => {} // cancelled: the receiver is gone
+        let last = match result {
+            Ok(Some(done)) => Some(EngineEvent::Done(done)),
+            Ok(None) => None, // cancelled: the receiver is gone
             Err(e) => {
                 m.caches = m.model.new_caches();
                 m.cached_tokens.clear();
-                let _ = reply.blocking_send(EngineEvent::Error(e));
+                Some(EngineEvent::Error(e))
             }
-        }
+        };
         m.last_used = Instant::now();
         match keep_alive {
             KeepAlive::Forever => m.expires = None,
@@ -288,7 +286,11 @@ impl EngineThread {
             }
             KeepAlive::For(d) => m.expires = Some(Instant::now() + d),
         }
+        // Publish before the final event so a client that saw `Done` also sees the new state.
         self.publish();
+        if let Some(ev) = last {
+            let _ = reply.blocking_send(ev);
+        }
     }
 
     fn ensure_loaded(&mut self, model: &ModelRef) -> Result<(), EngineError> {

@@ -174,3 +174,14 @@ fn dropping_the_receiver_cancels_and_the_engine_keeps_serving() {
     // 500 tokens would take far longer than this on any machine that runs the suite.
     assert!(start.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn keep_alive_zero_unloads_right_after_the_request() {
+    let Some(path) = model_path() else { return };
+    let e = engine();
+    let mut req = capital_request(path);
+    req.num_predict = Some(1);
+    req.keep_alive = Some(ollmlx_engine::KeepAlive::For(Duration::ZERO));
+    collect(&e, req);
+    assert!(e.loaded().is_empty());
+}
