@@ -236,7 +236,19 @@ impl EngineThread {
                     t.saturating_duration_since(Instant::now())
                 });
             match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
-                Ok(Command::Generate(req, reply)) => self.generate(*req, reply),
+                Ok(Command::Generate(req, reply)) => {
+                    let fallback = reply.clone();
+                    let run = std::panic::AssertUnwindSafe(|| self.generate(*req, reply));
+                    if std::panic::catch_unwind(run).is_err() {
+                        // A bug (or an MLX exception surfacing as a panic) must not take the
+                        // engine down: drop the possibly inconsistent models and report it.
+                        self.models.clear();
+                        self.publish();
+                        let msg = "internal error in the MLX engine; the model was unloaded";
+                        let _ = fallback
+                            .blocking_send(EngineEvent::Error(EngineError::Model(msg.into())));
+                    }
+                }
                 Ok(Command::Unload(name, reply)) => {
                     self.models.remove(&name);
                     self.publish();
