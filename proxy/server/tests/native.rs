@@ -260,3 +260,15 @@ async fn client_disconnect_cancels_the_generation() {
         0
     );
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let mut st =
+        ollmlx_server::AppState::new(ollmlx_server::BackendRouter::new(vec![Arc::new(mock())]));
+    st.body_limit = 1024;
+    let big = format!(r#"{{"model":"mock","prompt":"{}"}}"#, "x".repeat(4096));
+    let r = send(Arc::new(st), req("POST", "/api/generate", &big)).await;
+    assert_eq!(r.status(), 413);
+    let v: Value = serde_json::from_str(&body_string(r).await).unwrap();
+    assert_eq!(v["error"], "request body too large");
+}
