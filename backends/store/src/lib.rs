@@ -24,6 +24,7 @@ pub mod modelfile;
 pub mod name;
 pub mod pull;
 pub mod push;
+pub mod quantize;
 pub mod safetensors;
 pub mod store;
 

@@ -189,6 +189,167 @@ pub fn read_tensor_headers(path: &Path, layer_name: &str) -> Option<Vec<wire::Te
     (!out.is_empty()).then_some(out)
 }
 
+/// One tensor of a safetensors file, as its header describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// Tensor name.
+    pub name: String,
+    /// Safetensors dtype (`F16`, `BF16`, `F32`, `U32`, ...).
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Byte range inside the data section (after the header).
+    pub begin: u64,
+    /// End of the byte range (exclusive).
+    pub end: u64,
+}
+
+/// A validated safetensors header.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    /// Tensors, sorted by name.
+    pub tensors: Vec<TensorEntry>,
+    /// `__metadata__`, if present.
+    pub metadata: Option<Map<String, Value>>,
+    /// File offset of the data section (`8 + header length`).
+    pub data_start: u64,
+}
+
+/// Bytes per element of a safetensors dtype (`None` for dtypes we do not size-check).
+pub fn dtype_size(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "F64" | "I64" | "U64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        _ => return None,
+    })
+}
+
+/// Why a safetensors file was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not a well-formed safetensors file.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Read and validate the header of a safetensors file: the 8-byte length fits the file, the
+/// JSON is an object of `{dtype, shape, data_offsets}` entries, every byte range lies inside
+/// the data section and matches its shape. No tensor data is read.
+pub fn parse_header(path: &Path) -> Result<Header, HeaderError> {
+    let bad = |m: String| HeaderError::Invalid(m);
+    let file_len = std::fs::metadata(path)?.len();
+    let mut r = BufReader::new(File::open(path)?);
+    if file_len < 8 {
+        return Err(bad(format!(
+            "file is {file_len} bytes, too short for a header"
+        )));
+    }
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len)?;
+    let n = u64::from_le_bytes(len);
+    if n > file_len - 8 {
+        return Err(bad(format!(
+            "header length {n} exceeds the file size ({file_len} bytes)"
+        )));
+    }
+    if n > 100 * 1024 * 1024 {
+        return Err(bad(format!("header length {n} is too large")));
+    }
+    let mut buf = vec![0u8; n as usize];
+    r.read_exact(&mut buf)?;
+    let header: Map<String, Value> = serde_json::from_slice(&buf)
+        .map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
+    let data_len = file_len - 8 - n;
+    let mut out = Header {
+        data_start: 8 + n,
+        ..Default::default()
+    };
+    for (name, v) in header {
+        if name == "__metadata__" {
+            out.metadata = v.as_object().cloned();
+            continue;
+        }
+        let dtype = v.get("dtype").and_then(Value::as_str).unwrap_or("");
+        let shape: Option<Vec<u64>> = v
+            .get("shape")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(Value::as_u64).collect());
+        let offs: Option<Vec<u64>> = v
+            .get("data_offsets")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(Value::as_u64).collect());
+        let (Some(shape), Some(offs)) = (shape, offs) else {
+            return Err(bad(format!(
+                "tensor {name:?} lacks a valid shape or data_offsets"
+            )));
+        };
+        if dtype.is_empty() || offs.len() != 2 || offs[0] > offs[1] {
+            return Err(bad(format!(
+                "tensor {name:?} has an invalid dtype or data_offsets"
+            )));
+        }
+        if offs[1] > data_len {
+            return Err(bad(format!(
+                "tensor {name:?} data offsets [{}, {}] extend beyond the file ({data_len} data bytes)",
+                offs[0], offs[1]
+            )));
+        }
+        if let Some(size) = dtype_size(dtype) {
+            let want = shape
+                .iter()
+                .try_fold(size, |acc, &d| acc.checked_mul(d))
+                .unwrap_or(u64::MAX);
+            if want != offs[1] - offs[0] {
+                return Err(bad(format!(
+                    "tensor {name:?} has {} bytes but its {dtype} shape {shape:?} needs {want}",
+                    offs[1] - offs[0]
+                )));
+            }
+        }
+        out.tensors.push(TensorEntry {
+            name,
+            dtype: dtype.to_string(),
+            shape,
+            begin: offs[0],
+            end: offs[1],
+        });
+    }
+    out.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Serialize a safetensors file header (8-byte length + JSON padded with spaces to a multiple
+/// of 8) for `tensors` laid out back to back in the given order.
+pub fn encode_header(
+    tensors: &[(String, String, Vec<u64>, u64)],
+    metadata: &Map<String, Value>,
+) -> Vec<u8> {
+    let mut h = Map::new();
+    if !metadata.is_empty() {
+        h.insert("__metadata__".into(), Value::Object(metadata.clone()));
+    }
+    let mut off = 0u64;
+    for (name, dtype, shape, nbytes) in tensors {
+        h.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [off, off + nbytes]}),
+        );
+        off += nbytes;
+    }
+    let mut json = serde_json::to_vec(&h).unwrap_or_default();
+    while !json.len().is_multiple_of(8) {
+        json.push(b' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
