@@ -5,8 +5,9 @@
 //!
 //! Called by [`crate::StoreBackend::manage`] on the blocking pool. [`validate`] runs before the
 //! stream starts (its errors are plain HTTP 400s); [`create`] reports through a callback, and its
-//! errors travel mid-stream. Not done here (yet): safetensors conversion, quantization, split
-//! GGUF merging, chat-template autodetection, pulling a missing `from` model.
+//! errors travel mid-stream. Safetensors/MLX imports (with optional quantization) live in
+//! [`safetensors`]. Not done here (yet): quantizing GGUF, split GGUF merging, chat-template
+//! autodetection, pulling a missing `from` model.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -20,6 +21,8 @@ use crate::info::ModelRecord;
 use crate::manifest::*;
 use crate::name::Name;
 use crate::store::Store;
+
+pub mod safetensors;
 
 fn bad(msg: impl Into<String>) -> StoreError {
     StoreError::BadRequest(msg.into())
@@ -260,6 +263,12 @@ pub fn create(
     config.parser = r.parser.clone();
     config.requires = r.requires.clone();
 
+    let quantize = if r.quantize.is_empty() {
+        &r.quantization
+    } else {
+        &r.quantize
+    }
+    .to_uppercase();
     let mut layers: Vec<NewLayer> = Vec::new();
     let mut remote = false;
     if !r.from.is_empty() {
@@ -290,7 +299,29 @@ pub fn create(
             }
         }
     } else if !r.files.is_empty() {
-        layers = layers_from_files(store, &digest_map(&r.files)?, false, None, progress)?;
+        let files = digest_map(&r.files)?;
+        if files.keys().any(|f| f.ends_with(".safetensors")) {
+            let (st, st_cfg) =
+                safetensors::layers_from_safetensors(store, &files, &quantize, progress)?;
+            layers = st;
+            let (renderer, parser, requires) = (
+                std::mem::take(&mut config.renderer),
+                std::mem::take(&mut config.parser),
+                std::mem::take(&mut config.requires),
+            );
+            config = st_cfg;
+            for (mine, req) in [
+                (&mut config.renderer, renderer),
+                (&mut config.parser, parser),
+                (&mut config.requires, requires),
+            ] {
+                if !req.is_empty() {
+                    *mine = req;
+                }
+            }
+        } else {
+            layers = layers_from_files(store, &files, false, None, progress)?;
+        }
     } else {
         return Err(bad("neither 'from' or 'files' was specified"));
     }
@@ -329,12 +360,6 @@ pub fn create(
         config.embedding_length = info_int(&r.info, "embedding_length")?;
     }
 
-    let quantize = if r.quantize.is_empty() {
-        &r.quantization
-    } else {
-        &r.quantize
-    }
-    .to_uppercase();
     let mut parameters = r.parameters.clone();
     for l in &layers {
         let Some(g) = &l.gguf else { continue };

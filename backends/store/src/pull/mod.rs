@@ -18,7 +18,7 @@ pub mod config;
 mod download;
 pub mod error;
 mod hf;
-mod hf_meta;
+pub(crate) mod hf_meta;
 pub(crate) mod http;
 pub mod library;
 pub(crate) mod progress;
