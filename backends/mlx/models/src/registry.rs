@@ -6,6 +6,15 @@
 pub enum Family {
     /// [`crate::llama::Llama`].
     Llama,
+    /// [`crate::bert::Bert`]: an encoder serving embeddings only.
+    Bert,
+}
+
+impl Family {
+    /// Whether the family only embeds (cannot generate text).
+    pub fn is_embedding(self) -> bool {
+        self == Family::Bert
+    }
 }
 
 /// `(architecture string, family)`.
@@ -14,6 +23,8 @@ pub const ARCHITECTURES: &[(&str, Family)] = &[
     ("LlamaForCausalLM", Family::Llama),   // HF
     ("mistral", Family::Llama),            // HF model_type (no sliding window support yet)
     ("MistralForCausalLM", Family::Llama), // HF
+    ("bert", Family::Bert),                // HF model_type
+    ("BertModel", Family::Bert),           // HF (sentence-transformers)
 ];
 
 /// The family implementing `architecture`, if any.
@@ -33,5 +44,13 @@ mod tests {
         assert_eq!(family("llama"), Some(Family::Llama));
         assert_eq!(family("LlamaForCausalLM"), Some(Family::Llama));
         assert_eq!(family("gpt2"), None);
+    }
+
+    #[test]
+    fn bert_is_registered_as_an_embedding_family() {
+        assert_eq!(family("BertModel"), Some(Family::Bert));
+        assert_eq!(family("bert"), Some(Family::Bert));
+        assert!(Family::Bert.is_embedding());
+        assert!(!Family::Llama.is_embedding());
     }
 }
