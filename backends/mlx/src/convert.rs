@@ -20,9 +20,15 @@ pub enum Plan {
     Unload,
 }
 
-/// Build the engine request for `req`, served by the weights at `model`.
-pub fn plan(req: &Request, model: ModelRef) -> Result<Plan, BackendError> {
-    if req.think.as_ref().is_some_and(|t| t.enabled()) && !req.relax_thinking {
+/// Build the engine request for `req`, served by the weights at `model`. `capabilities` are the
+/// model's (from the store) when known; without them the engine checks after loading.
+pub fn plan(
+    req: &Request,
+    model: ModelRef,
+    capabilities: Option<&[String]>,
+) -> Result<Plan, BackendError> {
+    let has = |c: &str| capabilities.is_none_or(|caps| caps.iter().any(|x| x == c));
+    if req.think.as_ref().is_some_and(|t| t.enabled()) && !req.relax_thinking && !has("thinking") {
         return Err(BackendError::Unsupported(format!(
             "\"{}\" does not support thinking",
             req.model
@@ -91,6 +97,8 @@ pub fn plan(req: &Request, model: ModelRef) -> Result<Plan, BackendError> {
     g.truncate = req.truncate.unwrap_or(true);
     g.keep_alive = keep_alive;
     g.return_context = return_context;
+    g.think = req.think.as_ref().map(|t| t.enabled());
+    g.relax_thinking = req.relax_thinking;
     Ok(Plan::Generate(Box::new(g)))
 }
 
@@ -142,6 +150,7 @@ pub fn error(e: EngineError) -> BackendError {
         EngineError::Overloaded => BackendError::Overloaded,
         EngineError::InvalidRequest(m) => BackendError::InvalidRequest(m),
         EngineError::ContextLength(m) => BackendError::ContextLengthExceeded(m),
+        EngineError::Unsupported(m) => BackendError::Unsupported(m),
         other => BackendError::Internal(other.to_string()),
     }
 }
@@ -186,7 +195,7 @@ mod tests {
             stop: Some(vec!["x".into()]),
             ..Default::default()
         };
-        let Plan::Generate(g) = plan(&r, mref()).unwrap() else {
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
             panic!("expected generate")
         };
         assert_eq!(g.sampler.temperature, 0.0);
@@ -204,7 +213,7 @@ mod tests {
             num_predict: Some(-1),
             ..Default::default()
         };
-        let Plan::Generate(g) = plan(&r, mref()).unwrap() else {
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
             panic!("expected generate")
         };
         assert_eq!(g.sampler.seed, None);
@@ -219,23 +228,40 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            matches!(plan(&r, mref()).unwrap(), Plan::Generate(g) if g.prompt == Prompt::LoadOnly)
+            matches!(plan(&r, mref(), None).unwrap(), Plan::Generate(g) if g.prompt == Prompt::LoadOnly)
         );
         let r = Request {
             keep_alive: Some(KeepAlive::For(Duration::ZERO)),
             ..r
         };
-        assert!(matches!(plan(&r, mref()).unwrap(), Plan::Unload));
+        assert!(matches!(plan(&r, mref(), None).unwrap(), Plan::Unload));
     }
 
     #[test]
     fn thinking_is_refused_like_upstream_for_models_without_it() {
         let mut r = chat("hi");
         r.think = Some(Think::Bool(true));
-        let e = plan(&r, mref()).err().unwrap();
+        let caps = ["completion".to_string()];
+        let e = plan(&r, mref(), Some(&caps)).err().unwrap();
         assert_eq!(
             e,
             BackendError::Unsupported("\"m\" does not support thinking".into())
         );
+    }
+
+    #[test]
+    fn thinking_passes_through_for_thinking_models_and_relaxed_requests() {
+        let mut r = chat("hi");
+        r.think = Some(Think::Level("high".into()));
+        let caps = ["completion".to_string(), "thinking".to_string()];
+        let Plan::Generate(g) = plan(&r, mref(), Some(&caps)).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!(g.think, Some(true));
+        r.relax_thinking = true;
+        assert!(plan(&r, mref(), Some(&caps[..1])).is_ok());
+        // Without capabilities the engine decides after loading.
+        r.relax_thinking = false;
+        assert!(plan(&r, mref(), None).is_ok());
     }
 }

@@ -124,8 +124,9 @@ pub(crate) fn generate_on(
     engine: Engine,
     req: Request,
     model: ModelRef,
+    capabilities: Option<&[String]>,
 ) -> BackendFuture<EventStream> {
-    let planned = convert::plan(&req, model);
+    let planned = convert::plan(&req, model, capabilities);
     let name = req.model.clone();
     Box::pin(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -137,6 +138,9 @@ pub(crate) fn generate_on(
             let mut rx = rx?;
             match rx.recv().await {
                 Some(EngineEvent::Text(t)) => Some((Ok(ollmlx_infer::Event::content(t)), Some(rx))),
+                Some(EngineEvent::Thinking(t)) => {
+                    Some((Ok(ollmlx_infer::Event::thinking(t)), Some(rx)))
+                }
                 Some(EngineEvent::Done(d)) => Some((Ok(convert::done_event(d)), None)),
                 Some(EngineEvent::Error(e)) => Some((Err(convert::error(e)), None)),
                 None => Some((
@@ -192,6 +196,7 @@ impl Backend for MlxBackend {
                     name: src.name,
                     path: src.path,
                 },
+                None,
             ),
             Err(e) => Box::pin(async move { Err(e) }),
         }

@@ -138,6 +138,9 @@ impl Runner for MlxRunner {
                 name: model.display_name.clone(),
                 path,
             },
+            // The store derives `thinking` from GGUF templates; other formats are checked by the
+            // engine once the template is loaded.
+            (model.format == "gguf").then_some(&model.capabilities[..]),
         )
     }
 

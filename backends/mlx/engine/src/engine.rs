@@ -77,8 +77,10 @@ pub struct ModelRef {
 /// What a generation stream delivers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
-    /// Newly generated text.
+    /// Newly generated visible text.
     Text(String),
+    /// Newly generated reasoning text (thinking models).
+    Thinking(String),
     /// Finished.
     Done(generate::Done),
     /// Failed (terminal).
@@ -210,6 +212,8 @@ pub(crate) struct Resident {
     pub(crate) model: Box<dyn Model>,
     pub(crate) tokenizer: Tokenizer,
     pub(crate) template: ChatTemplate,
+    /// Whether the chat template supports `<think>` reasoning.
+    pub(crate) thinks: bool,
     /// Caches and the tokens whose keys/values they hold (prompt-prefix reuse).
     pub(crate) caches: Vec<KvCache>,
     pub(crate) cached_tokens: Vec<u32>,
@@ -370,7 +374,9 @@ fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, Engine
         }
     };
     drop(loaded.gguf);
-    let template = ChatTemplate::new(template_src.as_deref().unwrap_or(FALLBACK_TEMPLATE))?;
+    let template_src = template_src.as_deref().unwrap_or(FALLBACK_TEMPLATE);
+    let template = ChatTemplate::new(template_src)?;
+    let thinks = crate::thinking::template_thinks(template_src);
     let model_box = loaded.model;
     let info = LoadedInfo {
         name: model.name.clone(),
@@ -386,6 +392,7 @@ fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, Engine
         model: model_box,
         tokenizer,
         template,
+        thinks,
         cached_tokens: Vec::new(),
         last_used: Instant::now(),
         expires: None,

@@ -15,6 +15,9 @@ pub enum EngineError {
     /// The request is invalid (empty prompt, bad option...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The model cannot do what was asked (e.g. thinking on a model without it).
+    #[error("{0}")]
+    Unsupported(String),
     /// The prompt does not fit the context window.
     #[error("{0}")]
     ContextLength(String),

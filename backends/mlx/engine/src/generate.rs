@@ -10,9 +10,11 @@ use tokio::sync::mpsc::Sender;
 
 use crate::engine::{EngineEvent, KeepAlive, ModelRef, Resident};
 use crate::error::EngineError;
+use crate::output::OutputPipeline;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
 use crate::template::ChatMessage;
+use crate::thinking::{self, ThinkingParser};
 use crate::tokenizer::Detokenizer;
 
 /// What to continue.
@@ -61,6 +63,10 @@ pub struct GenerateRequest {
     pub keep_alive: Option<KeepAlive>,
     /// Return prompt + output ids in `Done::context`.
     pub return_context: bool,
+    /// Thinking switch; `None` = the model's default (on for thinking models).
+    pub think: Option<bool>,
+    /// Silently ignore `think` on models without thinking instead of failing.
+    pub relax_thinking: bool,
 }
 
 impl GenerateRequest {
@@ -77,6 +83,8 @@ impl GenerateRequest {
             truncate: true,
             keep_alive: None,
             return_context: false,
+            think: None,
+            relax_thinking: false,
         }
     }
 }
@@ -132,14 +140,23 @@ impl Done {
     }
 }
 
-/// Render the prompt text for `req` with the model's template.
-pub(crate) fn render(m: &Resident, prompt: &Prompt) -> Result<String, EngineError> {
+/// Render the prompt text for `req` with the model's template; `enable_thinking` is passed to
+/// the template as is (`None` leaves it undefined).
+pub(crate) fn render(
+    m: &Resident,
+    prompt: &Prompt,
+    enable_thinking: Option<bool>,
+) -> Result<String, EngineError> {
     let tok = &m.tokenizer;
     match prompt {
-        Prompt::Chat { messages, tools } => {
-            m.template
-                .render(messages, tools, &tok.bos_token, &tok.eos_token, true)
-        }
+        Prompt::Chat { messages, tools } => m.template.render_with(
+            messages,
+            tools,
+            &tok.bos_token,
+            &tok.eos_token,
+            true,
+            enable_thinking,
+        ),
         Prompt::Text {
             prompt, raw: true, ..
         } => Ok(prompt.clone()),
@@ -161,8 +178,14 @@ pub(crate) fn render(m: &Resident, prompt: &Prompt) -> Result<String, EngineErro
                 content: prompt.clone(),
                 ..Default::default()
             });
-            m.template
-                .render(&msgs, &[], &tok.bos_token, &tok.eos_token, true)
+            m.template.render_with(
+                &msgs,
+                &[],
+                &tok.bos_token,
+                &tok.eos_token,
+                true,
+                enable_thinking,
+            )
         }
         Prompt::LoadOnly => Ok(String::new()),
     }
@@ -188,7 +211,18 @@ pub(crate) fn run(
             context: None,
         }));
     }
-    let text = render(m, &req.prompt)?;
+    if req.think == Some(true) && !m.thinks && !req.relax_thinking {
+        return Err(EngineError::Unsupported(format!(
+            "\"{}\" does not support thinking",
+            req.model.name
+        )));
+    }
+    let thinking_on = m.thinks && req.think != Some(false);
+    let text = render(m, &req.prompt, m.thinks.then_some(thinking_on))?;
+    let mut output = OutputPipeline::new(m.thinks.then(|| {
+        let opened = text.trim_end().ends_with(thinking::OPEN);
+        (ThinkingParser::new(opened), thinking_on)
+    }));
     let mut ids = m.tokenizer.encode(&text)?;
     if let Some(bos) = m.tokenizer.bos_id.filter(|_| m.tokenizer.add_bos) {
         if ids.first() != Some(&bos) {
@@ -259,7 +293,7 @@ pub(crate) fn run(
         history.push(tok);
         generated += 1;
         let out = stop.push(&detok.push(&m.tokenizer, tok)?);
-        if !out.emit.is_empty() && reply.blocking_send(EngineEvent::Text(out.emit)).is_err() {
+        if !send_all(reply, output.push(&out.emit)) {
             return Ok(None);
         }
         if out.stopped {
@@ -281,9 +315,12 @@ pub(crate) fn run(
         } else {
             tail.emit + &stop.flush()
         };
-        if !rest.is_empty() && reply.blocking_send(EngineEvent::Text(rest)).is_err() {
+        if !send_all(reply, output.push(&rest)) {
             return Ok(None);
         }
+    }
+    if !send_all(reply, output.flush()) {
+        return Ok(None);
     }
     stats.eval = decode_start.elapsed();
     stats.eval_count = generated as u64;
@@ -293,6 +330,11 @@ pub(crate) fn run(
         stats,
         context: req.return_context.then_some(history),
     }))
+}
+
+/// Send `events` in order; false when the client went away.
+fn send_all(reply: &Sender<EngineEvent>, events: Vec<EngineEvent>) -> bool {
+    events.into_iter().all(|e| reply.blocking_send(e).is_ok())
 }
 
 fn forward(m: &mut Resident, tokens: &[u32]) -> Result<Array, EngineError> {

@@ -9,9 +9,11 @@
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod output;
 pub mod sampler;
 pub mod stop;
 pub mod template;
+pub mod thinking;
 pub mod tokenizer;
 
 pub use engine::{

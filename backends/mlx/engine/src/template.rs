@@ -63,6 +63,26 @@ impl ChatTemplate {
         eos_token: &str,
         add_generation_prompt: bool,
     ) -> Result<String, EngineError> {
+        self.render_with(
+            messages,
+            tools,
+            bos_token,
+            eos_token,
+            add_generation_prompt,
+            None,
+        )
+    }
+
+    /// [`ChatTemplate::render`] plus `enable_thinking` (left undefined when `None`).
+    pub fn render_with(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+        bos_token: &str,
+        eos_token: &str,
+        add_generation_prompt: bool,
+        enable_thinking: Option<bool>,
+    ) -> Result<String, EngineError> {
         let tmpl = self
             .env
             .get_template("chat")
@@ -74,6 +94,7 @@ impl ChatTemplate {
             bos_token => bos_token,
             eos_token => eos_token,
             add_generation_prompt => add_generation_prompt,
+            enable_thinking => enable_thinking.map_or(Value::UNDEFINED, Value::from),
         })
         .map_err(|e| EngineError::Template(format!("{e:#}")))
     }

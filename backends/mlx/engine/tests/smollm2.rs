@@ -58,6 +58,7 @@ fn collect(engine: &Engine, req: GenerateRequest) -> (String, ollmlx_engine::Don
             EngineEvent::Text(t) => text.push_str(&t),
             EngineEvent::Done(d) => return (text, d),
             EngineEvent::Error(e) => panic!("engine error: {e}"),
+            other => panic!("unexpected event for SmolLM2: {other:?}"),
         }
     }
 }
