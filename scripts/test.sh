@@ -20,8 +20,12 @@ else
 fi
 
 echo "== conformance replay and live-client suites against ollmlx-mock-serve"
-cargo build -q -p ollmlx-conformance --bin ollmlx-mock-serve
-cargo build -q -p ollmlx-cli
+# The test run above already built both binaries (the CLI's and the conformance crate's
+# integration tests need them); building them again with `-p` would resolve features
+# differently and recompile the MLX crates.
+for bin in ollmlx ollmlx-mock-serve; do
+  [ -x "$ROOT/target/debug/$bin" ] || cargo build -q --workspace --bins
+done
 LOG=$(mktemp)
 "$ROOT/target/debug/ollmlx-mock-serve" 127.0.0.1:0 >"$LOG" 2>&1 &
 SERVER=$!
