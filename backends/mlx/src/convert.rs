@@ -144,6 +144,21 @@ pub fn done_event(d: Done) -> Event {
     }
 }
 
+/// The event for tool calls the engine parsed.
+pub fn tool_calls_event(calls: Vec<ollmlx_engine::tools::ToolCall>) -> Event {
+    Event::ToolCalls(
+        calls
+            .into_iter()
+            .map(|c| ollmlx_infer::ToolCall {
+                id: c.id,
+                index: c.index,
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect(),
+    )
+}
+
 /// Map an engine failure onto the error the router understands.
 pub fn error(e: EngineError) -> BackendError {
     match e {

@@ -141,6 +141,9 @@ pub(crate) fn generate_on(
                 Some(EngineEvent::Thinking(t)) => {
                     Some((Ok(ollmlx_infer::Event::thinking(t)), Some(rx)))
                 }
+                Some(EngineEvent::ToolCalls(calls)) => {
+                    Some((Ok(convert::tool_calls_event(calls)), Some(rx)))
+                }
                 Some(EngineEvent::Done(d)) => Some((Ok(convert::done_event(d)), None)),
                 Some(EngineEvent::Error(e)) => Some((Err(convert::error(e)), None)),
                 None => Some((

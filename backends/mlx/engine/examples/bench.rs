@@ -48,7 +48,7 @@ fn main() {
         }
         while let Some(ev) = rx.blocking_recv() {
             match ev {
-                EngineEvent::Text(_) | EngineEvent::Thinking(_) => {}
+                EngineEvent::Text(_) | EngineEvent::Thinking(_) | EngineEvent::ToolCalls(_) => {}
                 EngineEvent::Done(d) => {
                     let s = d.stats;
                     println!(

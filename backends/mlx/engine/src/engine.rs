@@ -81,6 +81,8 @@ pub enum EngineEvent {
     Text(String),
     /// Newly generated reasoning text (thinking models).
     Thinking(String),
+    /// Complete tool calls parsed from the output.
+    ToolCalls(Vec<crate::tools::ToolCall>),
     /// Finished.
     Done(generate::Done),
     /// Failed (terminal).
@@ -214,6 +216,8 @@ pub(crate) struct Resident {
     pub(crate) template: ChatTemplate,
     /// Whether the chat template supports `<think>` reasoning.
     pub(crate) thinks: bool,
+    /// How the chat template's model writes tool calls, if it renders tools.
+    pub(crate) tool_format: Option<crate::tools::ToolFormat>,
     /// Caches and the tokens whose keys/values they hold (prompt-prefix reuse).
     pub(crate) caches: Vec<KvCache>,
     pub(crate) cached_tokens: Vec<u32>,
@@ -377,6 +381,7 @@ fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, Engine
     let template_src = template_src.as_deref().unwrap_or(FALLBACK_TEMPLATE);
     let template = ChatTemplate::new(template_src)?;
     let thinks = crate::thinking::template_thinks(template_src);
+    let tool_format = crate::tools::ToolFormat::detect(template_src);
     let model_box = loaded.model;
     let info = LoadedInfo {
         name: model.name.clone(),
@@ -393,6 +398,7 @@ fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, Engine
         tokenizer,
         template,
         thinks,
+        tool_format,
         cached_tokens: Vec::new(),
         last_used: Instant::now(),
         expires: None,

@@ -16,6 +16,7 @@ use crate::stop::StopMatcher;
 use crate::template::ChatMessage;
 use crate::thinking::{self, ThinkingParser};
 use crate::tokenizer::Detokenizer;
+use crate::tools::ToolParser;
 
 /// What to continue.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,10 +220,14 @@ pub(crate) fn run(
     }
     let thinking_on = m.thinks && req.think != Some(false);
     let text = render(m, &req.prompt, m.thinks.then_some(thinking_on))?;
-    let mut output = OutputPipeline::new(m.thinks.then(|| {
-        let opened = text.trim_end().ends_with(thinking::OPEN);
-        (ThinkingParser::new(opened), thinking_on)
-    }));
+    let has_tools = matches!(&req.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
+    let mut output = OutputPipeline::new(
+        m.thinks.then(|| {
+            let opened = text.trim_end().ends_with(thinking::OPEN);
+            (ThinkingParser::new(opened), thinking_on)
+        }),
+        m.tool_format.filter(|_| has_tools).map(ToolParser::new),
+    );
     let mut ids = m.tokenizer.encode(&text)?;
     if let Some(bos) = m.tokenizer.bos_id.filter(|_| m.tokenizer.add_bos) {
         if ids.first() != Some(&bos) {

@@ -15,6 +15,7 @@ pub mod stop;
 pub mod template;
 pub mod thinking;
 pub mod tokenizer;
+pub mod tools;
 
 pub use engine::{
     DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
