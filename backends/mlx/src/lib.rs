@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod embed;
 pub mod runner;
 
 use std::path::PathBuf;
@@ -206,12 +207,17 @@ impl Backend for MlxBackend {
     }
 
     fn embed(&self, req: EmbedRequest) -> BackendFuture<EmbedResponse> {
-        let _ = req;
-        Box::pin(async {
-            Err(BackendError::NotImplemented(
-                "the mlx backend does not embed yet".into(),
-            ))
-        })
+        match self.source(&req.model) {
+            Ok(src) => embed::embed_on(
+                self.engine.clone(),
+                req,
+                ModelRef {
+                    name: src.name,
+                    path: src.path,
+                },
+            ),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 
     fn list_models(&self) -> BackendFuture<Vec<wire::ListModel>> {
@@ -228,7 +234,7 @@ impl Backend for MlxBackend {
                 size: size(&m.path),
                 digest: String::new(),
                 details: details(&m.path, ""),
-                capabilities: vec!["completion".into()],
+                capabilities: embed::capabilities(&m.path),
             })
             .collect();
         Box::pin(async move { Ok(list) })
@@ -258,7 +264,7 @@ impl Backend for MlxBackend {
                 model_info: Default::default(),
                 projector_info: None,
                 tensors: Vec::new(),
-                capabilities: vec!["completion".into()],
+                capabilities: embed::capabilities(&src.path),
                 modified_at: modified(&src.path),
                 requires: String::new(),
             })

@@ -144,13 +144,26 @@ impl Runner for MlxRunner {
         )
     }
 
-    fn embed(&self, model: ResolvedModel, req: EmbedRequest) -> BackendFuture<EmbedResponse> {
-        let _ = (model, req);
-        Box::pin(async {
-            Err(BackendError::NotImplemented(
-                "the mlx backend does not embed yet".into(),
-            ))
-        })
+    fn embed(&self, model: ResolvedModel, mut req: EmbedRequest) -> BackendFuture<EmbedResponse> {
+        let path = match self.weights(&model) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        if let Ok(mut s) = self.shown.lock() {
+            s.insert(
+                model.display_name.clone(),
+                (model.digest.clone(), model.details.clone()),
+            );
+        }
+        req.options = req.options.clone().merged_over(&model.options);
+        crate::embed::embed_on(
+            self.engine.clone(),
+            req,
+            ModelRef {
+                name: model.display_name.clone(),
+                path,
+            },
+        )
     }
 
     fn loaded(&self) -> BackendFuture<Vec<wire::ProcessModel>> {

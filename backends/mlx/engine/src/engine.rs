@@ -12,6 +12,7 @@ use mlx_rs::{Device, DeviceType};
 use ollmlx_models::{KvCache, LoadOptions, Model};
 use tokio::sync::mpsc::Sender;
 
+use crate::embed::{EmbedJob, EmbedOutput};
 use crate::error::EngineError;
 use crate::generate::{self, GenerateRequest};
 use crate::template::{ChatTemplate, FALLBACK_TEMPLATE};
@@ -106,9 +107,12 @@ pub struct LoadedInfo {
     pub architecture: String,
 }
 
+type EmbedReply = tokio::sync::oneshot::Sender<Result<EmbedOutput, EngineError>>;
+
 enum Command {
     Generate(Box<GenerateRequest>, Sender<EngineEvent>),
     Unload(String, Sender<EngineEvent>),
+    Embed(Box<EmbedJob>, EmbedReply),
     Shutdown,
 }
 
@@ -177,6 +181,12 @@ impl Engine {
         reply: Sender<EngineEvent>,
     ) -> Result<(), EngineError> {
         self.send(Command::Generate(Box::new(req), reply))
+    }
+
+    /// Queue an embedding request; the result arrives on `reply`. Fails fast when the queue is
+    /// full.
+    pub fn embed(&self, job: EmbedJob, reply: EmbedReply) -> Result<(), EngineError> {
+        self.send(Command::Embed(Box::new(job), reply))
     }
 
     /// Unload a model (a `Done` with reason `Unload` arrives on `reply`).
@@ -257,6 +267,17 @@ impl EngineThread {
                             .blocking_send(EngineEvent::Error(EngineError::Model(msg.into())));
                     }
                 }
+                Ok(Command::Embed(job, reply)) => {
+                    let run = std::panic::AssertUnwindSafe(|| self.embed(*job));
+                    let out = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                        self.models.clear();
+                        self.publish();
+                        Err(EngineError::Model(
+                            "internal error in the MLX engine; the model was unloaded".into(),
+                        ))
+                    });
+                    let _ = reply.send(out);
+                }
                 Ok(Command::Unload(name, reply)) => {
                     self.models.remove(&name);
                     self.publish();
@@ -288,6 +309,11 @@ impl EngineThread {
         let Some(m) = self.models.get_mut(&name) else {
             return;
         };
+        if m.model.as_encoder().is_some() {
+            let msg = format!("\"{name}\" does not support generate");
+            let _ = reply.blocking_send(EngineEvent::Error(EngineError::InvalidRequest(msg)));
+            return;
+        }
         let result = generate::run(m, &req, &reply, load, t0);
         let last = match result {
             Ok(Some(done)) => Some(EngineEvent::Done(done)),
@@ -311,6 +337,35 @@ impl EngineThread {
         if let Some(ev) = last {
             let _ = reply.blocking_send(ev);
         }
+    }
+
+    fn embed(&mut self, job: EmbedJob) -> Result<EmbedOutput, EngineError> {
+        let t0 = Instant::now();
+        self.ensure_loaded(&job.model)?;
+        let load = t0.elapsed();
+        let keep_alive = job.keep_alive.unwrap_or(self.config.default_keep_alive);
+        let name = job.model.name.clone();
+        let m = self
+            .models
+            .get_mut(&name)
+            .ok_or_else(|| EngineError::Model(format!("{name} is not loaded")))?;
+        let result = crate::embed::run(m, &job);
+        m.last_used = Instant::now();
+        match keep_alive {
+            KeepAlive::Forever => m.expires = None,
+            KeepAlive::For(d) if d.is_zero() => {
+                self.models.remove(&name);
+            }
+            KeepAlive::For(d) => m.expires = Some(Instant::now() + d),
+        }
+        self.publish();
+        let (embeddings, prompt_eval_count) = result?;
+        Ok(EmbedOutput {
+            embeddings,
+            prompt_eval_count,
+            load,
+            total: t0.elapsed(),
+        })
     }
 
     fn ensure_loaded(&mut self, model: &ModelRef) -> Result<(), EngineError> {

@@ -6,6 +6,7 @@
 //! template, tokenizes, prefills, samples and streams [`EngineEvent`]s back on the request's own
 //! channel; dropping the receiver cancels the request at the next decode step.
 
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;

@@ -120,6 +120,15 @@ impl Tokenizer {
         })
     }
 
+    /// A copy that adds the model's special tokens (post-processor) and neither pads nor
+    /// truncates (`tokenizer.json` files of encoders often ask for both): for embeddings.
+    pub fn embedding_tokenizer(&self) -> tokenizers::Tokenizer {
+        let mut t = self.inner.clone();
+        t.with_padding(None);
+        let _ = t.with_truncation(None);
+        t
+    }
+
     /// Encode text; special-token markers in `text` map to their ids.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
         let enc = self

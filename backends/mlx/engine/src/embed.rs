@@ -1,0 +1,149 @@
+//! Embeddings on the engine thread: tokenize each input with the model's own tokenizer (its
+//! post-processor adds `[CLS]`/`[SEP]`), fit it to the context (truncate, or refuse with
+//! upstream's message), run padded batches through the encoder and return pooled vectors.
+
+use std::time::Duration;
+
+use mlx_rs::Array;
+
+use crate::engine::{KeepAlive, ModelRef, Resident};
+use crate::error::EngineError;
+
+pub use ollmlx_models::bert::is_embedding_dir;
+
+/// Inputs per encoder forward pass.
+pub const BATCH_SIZE: usize = 16;
+
+/// Upstream's error when an input does not fit and `truncate` is false.
+pub const INPUT_TOO_LONG: &str = "the input length exceeds the context length";
+
+/// An embedding request as the engine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedJob {
+    /// The model.
+    pub model: ModelRef,
+    /// Texts to embed, in order.
+    pub inputs: Vec<String>,
+    /// Cut inputs longer than the context (otherwise refuse them).
+    pub truncate: bool,
+    /// Requested context (`num_ctx`); capped by the model's positions.
+    pub num_ctx: Option<usize>,
+    /// Keep-alive override.
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// What an [`EmbedJob`] produces.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EmbedOutput {
+    /// One vector per input (pooled; normalized when the model's modules say so).
+    pub embeddings: Vec<Vec<f32>>,
+    /// Tokens processed, summed over inputs.
+    pub prompt_eval_count: u64,
+    /// Time spent loading the model.
+    pub load: Duration,
+    /// Time from dequeue to the result.
+    pub total: Duration,
+}
+
+/// Fit `ids` into `ctx` tokens: too long and `truncate` → keep the first `ctx - 1` tokens plus
+/// the final one (the `[SEP]` the post-processor appended); too long otherwise → error.
+pub fn fit_to_context(
+    mut ids: Vec<u32>,
+    ctx: usize,
+    truncate: bool,
+) -> Result<Vec<u32>, EngineError> {
+    if ids.len() <= ctx {
+        return Ok(ids);
+    }
+    if !truncate || ctx < 2 {
+        return Err(EngineError::InvalidRequest(INPUT_TOO_LONG.into()));
+    }
+    let last = ids[ids.len() - 1];
+    ids.truncate(ctx - 1);
+    ids.push(last);
+    Ok(ids)
+}
+
+/// Embed `job.inputs` with the resident model. Returns the vectors and the token count.
+pub(crate) fn run(m: &Resident, job: &EmbedJob) -> Result<(Vec<Vec<f32>>, u64), EngineError> {
+    let Some(enc) = m.model.as_encoder() else {
+        return Err(EngineError::InvalidRequest(format!(
+            "\"{}\" does not support embeddings",
+            job.model.name
+        )));
+    };
+    let positions = enc.info().context_length.max(1) as usize;
+    let ctx = job
+        .num_ctx
+        .filter(|&n| n > 0)
+        .map_or(positions, |n| n.min(positions));
+    let tok = m.tokenizer.embedding_tokenizer();
+    let mut seqs = Vec::with_capacity(job.inputs.len());
+    for text in &job.inputs {
+        let e = tok
+            .encode(text.as_str(), true)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        seqs.push(fit_to_context(e.get_ids().to_vec(), ctx, job.truncate)?);
+    }
+    let count = seqs.iter().map(|s| s.len() as u64).sum();
+    let mut out = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(BATCH_SIZE) {
+        let (tokens, mask) = pad_batch(chunk);
+        let v = enc.embed(&tokens, &mask)?;
+        v.eval()?;
+        let dim = v.dim(-1).max(0) as usize;
+        let flat = v.as_slice::<f32>();
+        out.extend(flat.chunks(dim.max(1)).map(<[f32]>::to_vec));
+    }
+    Ok((out, count))
+}
+
+/// Right-pad `seqs` with id 0 into `[B, L]` int32 tokens and a `[B, L]` float32 mask.
+fn pad_batch(seqs: &[Vec<u32>]) -> (Array, Array) {
+    let b = seqs.len();
+    let l = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut tokens = vec![0i32; b * l];
+    let mut mask = vec![0f32; b * l];
+    for (i, s) in seqs.iter().enumerate() {
+        for (j, &t) in s.iter().enumerate() {
+            tokens[i * l + j] = t as i32;
+            mask[i * l + j] = 1.0;
+        }
+    }
+    let shape = [b as i32, l as i32];
+    (
+        Array::from_slice(&tokens, &shape),
+        Array::from_slice(&mask, &shape),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_keep_their_final_separator_when_truncated() {
+        assert_eq!(
+            fit_to_context(vec![101, 1, 2, 3, 102], 4, true).unwrap(),
+            vec![101, 1, 2, 102]
+        );
+        assert_eq!(
+            fit_to_context(vec![101, 102], 4, false).unwrap(),
+            vec![101, 102]
+        );
+    }
+
+    #[test]
+    fn long_inputs_without_truncation_get_upstreams_error() {
+        let e = fit_to_context(vec![1, 2, 3], 2, false).unwrap_err();
+        assert_eq!(e, EngineError::InvalidRequest(INPUT_TOO_LONG.into()));
+        assert_eq!(e.to_string(), "the input length exceeds the context length");
+    }
+
+    #[test]
+    fn batches_are_right_padded_with_a_mask() {
+        let (t, m) = pad_batch(&[vec![5, 6, 7], vec![8]]);
+        assert_eq!(t.as_slice::<i32>(), &[5, 6, 7, 8, 0, 0]);
+        assert_eq!(m.as_slice::<f32>(), &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    }
+}
