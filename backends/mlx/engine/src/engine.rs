@@ -125,11 +125,25 @@ pub struct Engine {
     _guard: Arc<ShutdownGuard>,
 }
 
-struct ShutdownGuard(SyncSender<Command>);
+/// Stops the engine thread when the last [`Engine`] handle drops, and waits for it: MLX state
+/// must be released on its own thread before the process tears down MLX's globals (exiting with
+/// the thread still running corrupted the heap at exit).
+struct ShutdownGuard {
+    tx: SyncSender<Command>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
 
 impl Drop for ShutdownGuard {
     fn drop(&mut self) {
-        let _ = self.0.try_send(Command::Shutdown);
+        // Blocking send: queued work ahead of it finishes (or is cancelled) first; an error
+        // means the thread is already gone.
+        let _ = self.tx.send(Command::Shutdown);
+        let handle = self.thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
     }
 }
 
@@ -140,7 +154,7 @@ impl Engine {
         let status = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let st = status.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("ollmlx-mlx-engine".into())
             .spawn(move || {
                 let device = match init_device(config.device) {
@@ -165,7 +179,10 @@ impl Engine {
             tx: tx.clone(),
             status,
             device: device.into(),
-            _guard: Arc::new(ShutdownGuard(tx)),
+            _guard: Arc::new(ShutdownGuard {
+                tx,
+                thread: Mutex::new(Some(thread)),
+            }),
         })
     }
 
