@@ -9,6 +9,8 @@ use std::sync::Arc;
 use ollmlx_infer::{BackendError, DynBackend};
 use ollmlx_wire::ollama as wire;
 
+use crate::respond::with_tag;
+
 /// A routing rule: model-name pattern → backend.
 #[derive(Clone)]
 pub struct Rule {
@@ -143,22 +145,58 @@ pub fn pattern_matches(pattern: &str, model: &str) -> bool {
     if let Some(prefix) = pat.strip_suffix('*') {
         return model_lc.starts_with(prefix);
     }
-    if model_lc == pat {
-        return true;
-    }
-    let with_latest = |s: &str| {
-        if s.rsplit('/').next().unwrap_or(s).contains(':') {
-            s.to_string()
-        } else {
-            format!("{s}:latest")
-        }
-    };
-    with_latest(&model_lc) == with_latest(&pat)
+    model_lc == pat || with_tag(&model_lc) == with_tag(&pat)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ollmlx_mock::{MockBackend, MockModel};
+
+    fn mock(models: &[&str]) -> DynBackend {
+        Arc::new(MockBackend::new(
+            models.iter().map(|m| MockModel::echo(m)).collect(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn rules_win_then_backends_that_have_the_model_then_the_default() {
+        let local = mock(&["small:latest"]);
+        let gpu = mock(&["big:70b", "other:latest"]);
+        let router =
+            BackendRouter::new(vec![local.clone(), gpu.clone()]).with_rule("qwen3:*", gpu.clone());
+        // A rule routes even a model the backend does not list.
+        assert!(Arc::ptr_eq(&router.route("qwen3:8b").await.unwrap(), &gpu));
+        // Without a rule, the backend that has the model answers.
+        assert!(Arc::ptr_eq(&router.route("big:70b").await.unwrap(), &gpu));
+        assert!(Arc::ptr_eq(&router.route("small").await.unwrap(), &local));
+        // Nobody has it: the default answers (and reports "not found" itself).
+        assert!(Arc::ptr_eq(&router.route("absent").await.unwrap(), &local));
+        assert!(router.transparent().is_none());
+    }
+
+    #[tokio::test]
+    async fn listings_merge_across_backends_first_backend_wins_on_duplicates() {
+        let router = BackendRouter::new(vec![
+            mock(&["a:latest", "shared:latest"]),
+            mock(&["shared:latest", "b:latest"]),
+        ]);
+        let mut names: Vec<String> = router
+            .list_models()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a:latest", "b:latest", "shared:latest"]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_router_reports_not_found() {
+        let e = BackendRouter::default().route("x").await.err().unwrap();
+        assert_eq!(e, BackendError::ModelNotFound { model: "x".into() });
+    }
 
     #[test]
     fn patterns_match_exact_latest_and_globs() {

@@ -272,3 +272,24 @@ async fn oversized_bodies_are_refused_with_413() {
     let v: Value = serde_json::from_str(&body_string(r).await).unwrap();
     assert_eq!(v["error"], "request body too large");
 }
+
+#[tokio::test]
+async fn allowed_origins_get_the_allow_origin_header_and_same_host_is_not_cors() {
+    let mut r = req("GET", "/api/tags", "");
+    r.headers_mut()
+        .insert("origin", "vscode-webview://abc".parse().unwrap());
+    let resp = send(state(Arc::new(mock())), r).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "vscode-webview://abc"
+    );
+
+    // A page served by this very host is not a cross-origin request, whatever OLLAMA_ORIGINS says.
+    let mut r = req("GET", "/api/tags", "");
+    r.headers_mut()
+        .insert("origin", "http://localhost:11434".parse().unwrap());
+    let resp = send(state(Arc::new(mock())), r).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
