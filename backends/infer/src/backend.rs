@@ -14,6 +14,7 @@ use ollmlx_wire::ollama as wire;
 
 use crate::error::BackendError;
 use crate::event::Event;
+use crate::metrics::BackendMetric;
 use crate::request::{EmbedRequest, EmbedResponse, Request};
 
 /// A boxed, sendable future returning `Result<T, BackendError>`.
@@ -134,5 +135,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Whether [`Backend::forward`] is supported (checked before the body is consumed).
     fn is_transparent(&self) -> bool {
         false
+    }
+
+    /// Engine gauges and counters for `GET /metrics` (prefix-cache hits, batch size, queue
+    /// depth...). Called on every scrape: must be cheap and non-blocking. Default: none.
+    fn metrics(&self) -> Vec<BackendMetric> {
+        Vec::new()
     }
 }

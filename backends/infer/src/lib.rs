@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod error;
 pub mod event;
+pub mod metrics;
 pub mod options;
 pub mod request;
 
@@ -17,6 +18,7 @@ pub use backend::{
 };
 pub use error::BackendError;
 pub use event::{DoneReason, Event, Logprob, Stats, TokenLogprob};
+pub use metrics::{BackendMetric, MetricKind};
 pub use options::{OptionError, Options};
 pub use request::{
     ChatInput, EmbedRequest, EmbedResponse, Format, GenerateInput, Input, KeepAlive, Message,

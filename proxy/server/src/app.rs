@@ -110,19 +110,42 @@ where
     }
 }
 
+/// Handle one request and count its response for `/metrics` (by route pattern and status).
 async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<BoxBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let (label, resp) = handle_route(state.clone(), req).await;
+    state.metrics.record_request(label, resp.status().as_u16());
+    resp
+}
+
+async fn handle_route<B>(state: Arc<AppState>, req: Request<B>) -> (&'static str, Response<BoxBody>)
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     if let Some(backend) = state.router.transparent() {
-        return forward(backend, req).await;
+        // `/metrics` is ollmlx's own (Ollama has no such route); everything else is upstream's.
+        if req.method() == Method::GET && req.uri().path() == "/metrics" {
+            return ("/metrics", crate::metrics::handle(&state).await);
+        }
+        return ("proxy", forward(backend, req).await);
     }
     let route = match match_route(req.method(), req.uri().path()) {
         Match::Found(r) => r,
-        Match::NotFound => return text(StatusCode::NOT_FOUND, "404 page not found"),
+        Match::NotFound => {
+            return (
+                "unmatched",
+                text(StatusCode::NOT_FOUND, "404 page not found"),
+            )
+        }
         Match::MethodNotAllowed => {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed")
+            return (
+                "unmatched",
+                text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed"),
+            )
         }
         Match::Redirect(to) => {
             let code = if req.method() == Method::GET {
@@ -134,11 +157,15 @@ where
             if let Ok(v) = HeaderValue::from_str(&to) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
-            return r;
+            return ("unmatched", r);
         }
     };
+    let label = crate::metrics::route_label(&route);
     if let Route::BlobPut(digest) = &route {
-        return blob_put(&state, &route, digest.clone(), req.into_body()).await;
+        return (
+            label,
+            blob_put(&state, &route, digest.clone(), req.into_body()).await,
+        );
     }
     let is_head = req.method() == Method::HEAD;
     let (parts, body) = req.into_parts();
@@ -148,22 +175,26 @@ where
             let too_large = e
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            return if too_large {
+            let resp = if too_large {
                 error_response(&route, 413, "request body too large")
             } else {
                 error_response(&route, 400, "failed to read request body")
             };
+            return (label, resp);
         }
     };
     let body = if route == Route::OpenAiResponses && is_zstd(&parts.headers) {
         match decompress_zstd(&body) {
             Ok(b) => b,
-            Err(msg) => return decode_error(&route, &DecodeError::bad_request(msg)),
+            Err(msg) => return (label, decode_error(&route, &DecodeError::bad_request(msg))),
         }
     } else {
         body
     };
-    handlers::dispatch(state, route, &parts.headers, body, is_head).await
+    (
+        label,
+        handlers::dispatch(state, route, &parts.headers, body, is_head).await,
+    )
 }
 
 /// Largest decompressed `/v1/responses` body (upstream's `maxDecompressedBodySize`).

@@ -12,6 +12,7 @@ pub mod body;
 pub mod encode;
 pub mod handlers;
 pub mod layers;
+pub mod metrics;
 pub mod respond;
 pub mod router;
 pub mod routes;

@@ -76,7 +76,9 @@ pub enum Route {
     OpenAiResponses,
     /// `POST /v1/messages`.
     AnthropicMessages,
-    /// `GET /metrics` is not served; reserved.
+    /// `GET /metrics`: Prometheus telemetry (an ollmlx extension, not in Ollama's API).
+    Metrics,
+    /// A table pattern without a handler (never produced by [`ROUTES`]).
     #[doc(hidden)]
     _Reserved,
 }
@@ -224,6 +226,10 @@ pub const ROUTES: &[RouteRow] = &[
         methods: &["POST"],
         path: "/v1/messages",
     },
+    RouteRow {
+        methods: &["GET"],
+        path: "/metrics",
+    },
 ];
 
 /// Result of matching a request against the table.
@@ -333,6 +339,7 @@ fn route_for(pattern: &str, method: &str, param: String) -> Route {
         ("/v1/models/:model", _) => Route::OpenAiModel(param),
         ("/v1/responses", _) => Route::OpenAiResponses,
         ("/v1/messages", _) => Route::AnthropicMessages,
+        ("/metrics", _) => Route::Metrics,
         _ => Route::_Reserved,
     }
 }

@@ -1,5 +1,8 @@
 //! Shared server state handed to every handler.
 
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
 use crate::router::BackendRouter;
 
 /// What handlers need: the backend router and a few settings.
@@ -12,6 +15,8 @@ pub struct AppState {
     pub no_cloud_env: bool,
     /// Largest request body accepted, in bytes (blob uploads are streamed and exempt).
     pub body_limit: usize,
+    /// Telemetry for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The Ollama API version ollmlx matches.
@@ -25,6 +30,7 @@ impl AppState {
             version: OLLAMA_API_VERSION.to_string(),
             no_cloud_env: false,
             body_limit: 256 << 20,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }

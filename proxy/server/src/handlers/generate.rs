@@ -10,6 +10,7 @@ use ollmlx_infer::{DoneReason, Event};
 
 use crate::body::{with_type, BoxBody, JSON};
 use crate::encode::{stream_response, Framing};
+use crate::metrics::Metrics;
 use crate::respond::{backend_error, decode_error, error_response};
 use crate::routes::{Dialect, Route};
 use crate::state::AppState;
@@ -40,12 +41,13 @@ pub async fn generate(state: &AppState, route: &Route, body: &[u8]) -> Response<
         Err(e) => return decode_error(route, &e),
     };
     let stream_mode = request.stream;
+    let meter = state.metrics.start();
     let backend = match state.router.route(&request.model).await {
         Ok(b) => b,
         Err(e) => return backend_error(route, &e),
     };
     let mut events = match backend.generate(request).await {
-        Ok(s) => s,
+        Ok(s) => Metrics::meter(meter, s),
         Err(e) => return backend_error(route, &e),
     };
     // Errors before the first event still get a real status (upstream's `Written()` check).

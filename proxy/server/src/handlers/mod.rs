@@ -49,6 +49,7 @@ pub async fn dispatch(
         | Route::OpenAiCompletions
         | Route::OpenAiResponses
         | Route::AnthropicMessages => generate::generate(&state, &route, &body).await,
+        Route::Metrics => crate::metrics::handle(&state).await,
         Route::_Reserved => crate::body::text(http::StatusCode::NOT_FOUND, "404 page not found"),
     }
     .strip_body_if(is_head)
