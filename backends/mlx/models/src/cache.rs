@@ -1,20 +1,77 @@
 //! Per-layer key/value cache used by attention during prefill and decode.
 //!
+//! Sits between a model's attention layers (`nn::Attention::forward` calls [`KvCache::update`])
+//! and the engine, which owns one cache per layer, snapshots caches into its prefix cache and
+//! restores them for the next request.
+//!
 //! Keys and values are stored as `[batch, kv_heads, capacity, head_dim]` buffers grown in steps
 //! of [`KvCache::STEP`] positions and written with `slice_update`, so a decode step does not copy
-//! the whole history.
+//! the whole history. With [`KvQuant`] the buffers hold MLX affine-quantized triples (packed
+//! `uint32` values, per-group scales and biases) and `update` returns the dequantized history.
+//!
+//! Cloning a cache is cheap (MLX arrays are reference counted) and gives an independent
+//! snapshot: MLX updates are functional, and a buffer still referenced by a snapshot is copied
+//! on the next write instead of being updated in place.
 
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
-use mlx_rs::ops::{concatenate, zeros_dtype};
+use mlx_rs::ops::{concatenate, dequantize, quantize, zeros_dtype};
 use mlx_rs::Array;
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+
+/// Quantization of the cached keys/values (MLX affine quantization along `head_dim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuant {
+    /// Bits per value (4 or 8).
+    pub bits: i32,
+    /// Values per scale/bias group (must divide `head_dim`).
+    pub group_size: i32,
+}
+
+impl KvQuant {
+    /// Map Ollama's `OLLAMA_KV_CACHE_TYPE` value: `q8_0` → 8-bit, `q4_0` → 4-bit (groups of
+    /// 32 like GGML's blocks); `""`, `f16`, `f32`, `bf16` → `Ok(None)` (unquantized).
+    pub fn from_ollama_type(kind: &str) -> Result<Option<KvQuant>> {
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "" | "f16" | "f32" | "bf16" => Ok(None),
+            "q8_0" => Ok(Some(KvQuant {
+                bits: 8,
+                group_size: 32,
+            })),
+            "q4_0" => Ok(Some(KvQuant {
+                bits: 4,
+                group_size: 32,
+            })),
+            other => Err(ModelError::Invalid(format!(
+                "unsupported kv cache type {other:?} (expected f16, q8_0 or q4_0)"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Store {
+    Plain {
+        k: Option<Array>,
+        v: Option<Array>,
+    },
+    Quant {
+        spec: KvQuant,
+        k: [Option<Array>; 3],
+        v: [Option<Array>; 3],
+    },
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Plain { k: None, v: None }
+    }
+}
 
 /// The cache of one attention layer.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct KvCache {
-    keys: Option<Array>,
-    values: Option<Array>,
+    store: Store,
     offset: i32,
 }
 
@@ -27,14 +84,44 @@ impl KvCache {
         Self::default()
     }
 
+    /// An empty cache storing quantized keys/values (`None` = plain).
+    pub fn with_quant(quant: Option<KvQuant>) -> Self {
+        let mut c = Self::new();
+        c.set_quant(quant);
+        c
+    }
+
+    /// Switch an empty cache to quantized (or plain) storage; a cache holding positions is
+    /// cleared first.
+    pub fn set_quant(&mut self, quant: Option<KvQuant>) {
+        self.offset = 0;
+        self.store = match quant {
+            Some(spec) => Store::Quant {
+                spec,
+                k: Default::default(),
+                v: Default::default(),
+            },
+            None => Store::default(),
+        };
+    }
+
+    /// The quantization in use, if any.
+    pub fn quant(&self) -> Option<KvQuant> {
+        match &self.store {
+            Store::Plain { .. } => None,
+            Store::Quant { spec, .. } => Some(*spec),
+        }
+    }
+
     /// Number of positions stored so far (the RoPE offset of the next token).
     pub fn offset(&self) -> i32 {
         self.offset
     }
 
-    /// Forget everything.
+    /// Forget everything (keeps the quantization setting).
     pub fn clear(&mut self) {
-        *self = Self::default();
+        let q = self.quant();
+        self.set_quant(q);
     }
 
     /// Drop positions beyond `len` (for prompt-prefix reuse).
@@ -42,45 +129,74 @@ impl KvCache {
         self.offset = self.offset.min(len.max(0));
     }
 
-    /// Append `keys`/`values` (`[B, KVH, L, D]`) and return the full history `[B, KVH, offset, D]`.
-    pub fn update(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)> {
-        let n = keys.dim(2);
-        let prev = self.offset;
-        let needed = prev + n;
-        let capacity = self.keys.as_ref().map_or(0, |k| k.dim(2));
-        if needed > capacity {
-            let grow = ((needed - capacity + Self::STEP - 1) / Self::STEP) * Self::STEP;
-            let (b, h, kd) = (keys.dim(0), keys.dim(1), keys.dim(3));
-            let vd = values.dim(3);
-            let new_k = zeros_dtype(&[b, h, grow, kd], keys.dtype())?;
-            let new_v = zeros_dtype(&[b, h, grow, vd], values.dtype())?;
-            self.keys = Some(match self.keys.take() {
-                Some(old) => concatenate(&[old.try_index((.., .., ..prev, ..))?, new_k], 2)?,
-                None => new_k,
-            });
-            self.values = Some(match self.values.take() {
-                Some(old) => concatenate(&[old.try_index((.., .., ..prev, ..))?, new_v], 2)?,
-                None => new_v,
-            });
-        }
-        let (Some(k), Some(v)) = (self.keys.as_mut(), self.values.as_mut()) else {
-            return Err(crate::ModelError::Invalid(
-                "kv cache buffers missing".into(),
-            ));
+    /// Bytes held by the buffers (their full capacity, not just `offset` positions).
+    pub fn nbytes(&self) -> usize {
+        let bufs: Vec<&Option<Array>> = match &self.store {
+            Store::Plain { k, v } => vec![k, v],
+            Store::Quant { k, v, .. } => k.iter().chain(v.iter()).collect(),
         };
-        k.try_index_mut((.., .., prev..needed, ..), keys)?;
-        v.try_index_mut((.., .., prev..needed, ..), values)?;
-        self.offset = needed;
-        Ok((
-            k.try_index((.., .., ..needed, ..))?,
-            v.try_index((.., .., ..needed, ..))?,
-        ))
+        bufs.into_iter().flatten().map(Array::nbytes).sum()
     }
+
+    /// Append `keys`/`values` (`[B, KVH, L, D]`) and return the full history `[B, KVH, offset, D]`
+    /// (dequantized when the cache is quantized).
+    pub fn update(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)> {
+        let prev = self.offset;
+        let needed = prev + keys.dim(2);
+        let out = match &mut self.store {
+            Store::Plain { k, v } => (
+                write(k, keys, prev, needed)?,
+                write(v, values, prev, needed)?,
+            ),
+            Store::Quant { spec, k, v } => {
+                let spec = *spec;
+                let kq = quantize(keys, spec.group_size, spec.bits)?;
+                let vq = quantize(values, spec.group_size, spec.bits)?;
+                let hist = |bufs: &mut [Option<Array>; 3], (w, s, b): (Array, Array, Array)| {
+                    let w = write(&mut bufs[0], &w, prev, needed)?;
+                    let s = write(&mut bufs[1], &s, prev, needed)?;
+                    let b = write(&mut bufs[2], &b, prev, needed)?;
+                    Ok::<_, ModelError>(dequantize(&w, &s, &b, spec.group_size, spec.bits)?)
+                };
+                (hist(k, kq)?, hist(v, vq)?)
+            }
+        };
+        self.offset = needed;
+        Ok(out)
+    }
+}
+
+/// Write `new` (`[B, H, L, X]`) at positions `prev..needed` of `buf` (growing it in
+/// [`KvCache::STEP`]s when full) and return positions `..needed`.
+fn write(buf: &mut Option<Array>, new: &Array, prev: i32, needed: i32) -> Result<Array> {
+    let capacity = buf.as_ref().map_or(0, |a| a.dim(2));
+    if needed > capacity {
+        // Room for at least `needed`, counted from `prev` (after a truncate the positions past
+        // `prev` are garbage and are dropped here rather than copied).
+        let grow = ((needed - prev + KvCache::STEP - 1) / KvCache::STEP) * KvCache::STEP;
+        let shape = [new.dim(0), new.dim(1), grow, new.dim(3)];
+        let fresh = zeros_dtype(&shape, new.dtype())?;
+        *buf = Some(match buf.take() {
+            Some(old) if prev > 0 => {
+                concatenate(&[old.try_index((.., .., ..prev, ..))?, fresh], 2)?
+            }
+            _ => fresh,
+        });
+    }
+    let b = buf
+        .as_mut()
+        .ok_or_else(|| ModelError::Invalid("kv cache buffer missing".into()))?;
+    b.try_index_mut((.., .., prev..needed, ..), new)?;
+    Ok(b.try_index((.., .., ..needed, ..))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seq(n: usize, start: f32) -> Vec<f32> {
+        (0..n).map(|i| start + i as f32).collect()
+    }
 
     #[test]
     fn update_appends_positions_and_returns_the_whole_history() {
@@ -104,5 +220,78 @@ mod tests {
         let b = Array::from_slice(&[9.0f32, 9.0], &[1, 1, 1, 2]);
         let (k, _) = c.update(&b, &b).unwrap();
         assert_eq!(k.as_slice::<f32>(), &[1.0, 2.0, 9.0, 9.0]);
+    }
+
+    #[test]
+    fn buffers_grow_in_steps_and_hold_more_than_needed_after_a_truncate() {
+        let mut c = KvCache::new();
+        let n = 300usize;
+        let a = Array::from_slice(&seq(n, 0.0), &[1, 1, n as i32, 1]);
+        c.update(&a, &a).unwrap();
+        assert_eq!(c.nbytes(), 2 * 512 * 4, "two buffers of 2 steps");
+        c.truncate(100);
+        // 100 kept + 300 new = 400 fits the 512-position capacity...
+        let b = Array::from_slice(&seq(n, 1000.0), &[1, 1, n as i32, 1]);
+        let (k, _) = c.update(&b, &b).unwrap();
+        assert_eq!(k.dim(2), 400);
+        // ...and a write beyond the capacity after a truncate still fits everything.
+        c.truncate(10);
+        let m = 700usize;
+        let d = Array::from_slice(&seq(m, 5000.0), &[1, 1, m as i32, 1]);
+        let (k, _) = c.update(&d, &d).unwrap();
+        let got = k.as_slice::<f32>().to_vec();
+        assert_eq!(got.len(), 710);
+        assert_eq!(&got[..10], &seq(10, 0.0)[..]);
+        assert_eq!(&got[10..], &seq(m, 5000.0)[..]);
+    }
+
+    #[test]
+    fn a_clone_is_an_independent_snapshot() {
+        let mut c = KvCache::new();
+        let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+        c.update(&a, &a).unwrap();
+        let snap = c.clone();
+        // Overwrite position 1 in the live cache and append.
+        c.truncate(1);
+        let b = Array::from_slice(&[7.0f32, 7.0, 8.0, 8.0], &[1, 1, 2, 2]);
+        c.update(&b, &b).unwrap();
+        // The snapshot still sees its own positions.
+        let mut s = snap.clone();
+        let e = Array::from_slice(&[0.0f32, 0.0], &[1, 1, 1, 2]);
+        let (k, _) = s.update(&e, &e).unwrap();
+        assert_eq!(k.as_slice::<f32>(), &[1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn quantized_cache_round_trips_within_the_quantization_step() {
+        let d = 64usize;
+        let v: Vec<f32> = (0..3 * d)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let x = Array::from_slice(&v, &[1, 1, 3, d as i32]);
+        for (bits, tol) in [(8, 0.02f32), (4, 0.25)] {
+            let mut c = KvCache::with_quant(Some(KvQuant {
+                bits,
+                group_size: 32,
+            }));
+            let (k, _) = c.update(&x, &x).unwrap();
+            assert_eq!(k.shape(), &[1, 1, 3, d as i32]);
+            for (a, b) in k.as_slice::<f32>().iter().zip(&v) {
+                assert!((a - b).abs() <= tol, "{bits}-bit: {a} vs {b}");
+            }
+            assert!(
+                c.nbytes() < 2 * 256 * d * 4 / 2,
+                "{bits}-bit smaller than f32"
+            );
+        }
+    }
+
+    #[test]
+    fn ollama_kv_cache_types_map_to_bits() {
+        assert_eq!(KvQuant::from_ollama_type("").unwrap(), None);
+        assert_eq!(KvQuant::from_ollama_type("f16").unwrap(), None);
+        assert_eq!(KvQuant::from_ollama_type("q8_0").unwrap().unwrap().bits, 8);
+        assert_eq!(KvQuant::from_ollama_type("Q4_0").unwrap().unwrap().bits, 4);
+        assert!(KvQuant::from_ollama_type("q5_1").is_err());
     }
 }

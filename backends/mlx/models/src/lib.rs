@@ -22,7 +22,7 @@ use std::path::Path;
 use mlx_rs::io::GgufFile;
 use mlx_rs::{Array, Dtype};
 
-pub use cache::KvCache;
+pub use cache::{KvCache, KvQuant};
 pub use config::GgufMeta;
 pub use error::{ModelError, Result};
 pub use weights::{LoadOptions, WeightFormat, Weights};
