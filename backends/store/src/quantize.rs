@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use crate::safetensors::{encode_header, Header, TensorEntry};
 
+pub mod ggml;
+
 /// Bits and group size of an MLX affine quantization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuantSpec {
