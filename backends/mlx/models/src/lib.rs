@@ -12,8 +12,13 @@ pub mod bert;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod gemma3;
 pub mod llama;
+pub mod moe;
 pub mod nn;
+pub mod phi3;
+pub mod quant;
+pub mod qwen3_moe;
 pub mod registry;
 pub mod weights;
 
@@ -101,6 +106,34 @@ pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
             let cfg = config::LlamaConfig::from_gguf(&meta, &arch, w.contains("lm_head.weight"))?;
             Box::new(llama::Llama::new(cfg, &mut w, &arch)?)
         }
+        registry::Family::Gemma3 => Box::new(gemma3::Gemma3::new(
+            gemma3::Gemma3Config::from_gguf(&meta)?,
+            &mut w,
+            &arch,
+            &quant::QuantPlan::uniform(32),
+        )?),
+        registry::Family::Phi3 => {
+            let long = if w.contains("rope_factors_long.weight") {
+                let f = w
+                    .take_raw("rope_factors_long.weight")?
+                    .as_dtype(Dtype::Float32)?;
+                Some(f.as_slice::<f32>().to_vec())
+            } else {
+                None
+            };
+            Box::new(phi3::Phi3::new(
+                phi3::Phi3Config::from_gguf(&meta, long)?,
+                &mut w,
+                &arch,
+                &quant::QuantPlan::uniform(32),
+            )?)
+        }
+        registry::Family::Qwen3Moe => Box::new(qwen3_moe::Qwen3Moe::new(
+            qwen3_moe::Qwen3MoeConfig::from_gguf(&meta, w.contains("lm_head.weight"))?,
+            &mut w,
+            &arch,
+            &quant::QuantPlan::uniform(32),
+        )?),
         registry::Family::Bert => return Err(ModelError::UnsupportedArchitecture(arch)),
     };
     drop(w);
@@ -165,6 +198,27 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
             config::LlamaConfig::from_hf(&cfg)?,
             &mut w,
             &arch,
+        )?),
+        registry::Family::Gemma3 => {
+            let plan = quant::QuantPlan::from_hf(&cfg, "language_model.");
+            Box::new(gemma3::Gemma3::new(
+                gemma3::Gemma3Config::from_hf(&cfg)?,
+                &mut w,
+                &arch,
+                &plan,
+            )?)
+        }
+        registry::Family::Phi3 => Box::new(phi3::Phi3::new(
+            phi3::Phi3Config::from_hf(&cfg)?,
+            &mut w,
+            &arch,
+            &quant::QuantPlan::from_hf(&cfg, ""),
+        )?),
+        registry::Family::Qwen3Moe => Box::new(qwen3_moe::Qwen3Moe::new(
+            qwen3_moe::Qwen3MoeConfig::from_hf(&cfg)?,
+            &mut w,
+            &arch,
+            &quant::QuantPlan::from_hf(&cfg, ""),
         )?),
         registry::Family::Bert => Box::new(bert::Bert::new(
             bert::BertConfig::from_hf(&cfg)?,

@@ -8,6 +8,12 @@ pub enum Family {
     Llama,
     /// [`crate::bert::Bert`]: an encoder serving embeddings only.
     Bert,
+    /// [`crate::gemma3::Gemma3`] (text decoder; images are not supported).
+    Gemma3,
+    /// [`crate::phi3::Phi3`].
+    Phi3,
+    /// [`crate::qwen3_moe::Qwen3Moe`].
+    Qwen3Moe,
 }
 
 impl Family {
@@ -19,12 +25,20 @@ impl Family {
 
 /// `(architecture string, family)`.
 pub const ARCHITECTURES: &[(&str, Family)] = &[
-    ("llama", Family::Llama),              // GGUF, HF model_type
-    ("LlamaForCausalLM", Family::Llama),   // HF
-    ("mistral", Family::Llama),            // HF model_type (no sliding window support yet)
-    ("MistralForCausalLM", Family::Llama), // HF
-    ("bert", Family::Bert),                // HF model_type
-    ("BertModel", Family::Bert),           // HF (sentence-transformers)
+    ("llama", Family::Llama),                  // GGUF, HF model_type
+    ("LlamaForCausalLM", Family::Llama),       // HF
+    ("mistral", Family::Llama),                // HF model_type (no sliding window support yet)
+    ("MistralForCausalLM", Family::Llama),     // HF
+    ("bert", Family::Bert),                    // HF model_type
+    ("BertModel", Family::Bert),               // HF (sentence-transformers)
+    ("gemma3", Family::Gemma3),                // GGUF; HF wrapper model_type (text only)
+    ("gemma3_text", Family::Gemma3),           // HF model_type
+    ("Gemma3ForCausalLM", Family::Gemma3),     // HF
+    ("phi3", Family::Phi3),                    // GGUF, HF model_type
+    ("Phi3ForCausalLM", Family::Phi3),         // HF
+    ("qwen3moe", Family::Qwen3Moe),            // GGUF
+    ("qwen3_moe", Family::Qwen3Moe),           // HF model_type
+    ("Qwen3MoeForCausalLM", Family::Qwen3Moe), // HF
 ];
 
 /// The family implementing `architecture`, if any.
@@ -52,5 +66,18 @@ mod tests {
         assert_eq!(family("bert"), Some(Family::Bert));
         assert!(Family::Bert.is_embedding());
         assert!(!Family::Llama.is_embedding());
+    }
+
+    #[test]
+    fn gemma3_phi3_and_qwen3_moe_are_registered_under_gguf_and_hf_names() {
+        for a in ["gemma3", "gemma3_text", "Gemma3ForCausalLM"] {
+            assert_eq!(family(a), Some(Family::Gemma3), "{a}");
+        }
+        for a in ["phi3", "Phi3ForCausalLM"] {
+            assert_eq!(family(a), Some(Family::Phi3), "{a}");
+        }
+        for a in ["qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM"] {
+            assert_eq!(family(a), Some(Family::Qwen3Moe), "{a}");
+        }
     }
 }

@@ -1,0 +1,198 @@
+//! Per-layer quantization plans: the `quantization` table of an MLX `config.json` (a default
+//! `group_size`/`bits` plus overrides keyed by module path, e.g. an 8-bit MoE router) and the
+//! loaders that honour it for plain and expert-stacked linear layers.
+//!
+//! Sits at load time, between [`crate::weights::Weights`] (raw tensors) and the architectures
+//! (gemma3, phi3, qwen3_moe) that assemble layers; nothing here runs per token.
+
+use std::collections::HashMap;
+
+use mlx_rs::ops::dequantize;
+use mlx_rs::Array;
+use serde_json::Value;
+
+use crate::error::{ModelError, Result};
+use crate::nn::{Linear, QuantSpec};
+use crate::weights::Weights;
+
+/// Group sizes per module path (bits are inferred from the packed width).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QuantPlan {
+    default_group: i32,
+    overrides: HashMap<String, i32>,
+}
+
+impl QuantPlan {
+    /// A plan with one group size for every layer (GGUF: 32).
+    pub fn uniform(group: i32) -> Self {
+        QuantPlan {
+            default_group: group,
+            overrides: HashMap::new(),
+        }
+    }
+
+    /// Read `quantization` (or `quantization_config`) of a Hugging Face / MLX `config.json`.
+    /// Keys that hold an object with `group_size` are per-module overrides; `root` is stripped
+    /// from override paths (`language_model.` for multimodal wrappers).
+    pub fn from_hf(cfg: &Value, root: &str) -> Self {
+        let q = if cfg["quantization"].is_object() {
+            &cfg["quantization"]
+        } else {
+            &cfg["quantization_config"]
+        };
+        let default_group = q["group_size"].as_i64().unwrap_or(64) as i32;
+        let mut overrides = HashMap::new();
+        if let Some(map) = q.as_object() {
+            for (k, v) in map {
+                if let Some(g) = v.get("group_size").and_then(Value::as_i64) {
+                    let path = k.strip_prefix(root).unwrap_or(k).to_string();
+                    overrides.insert(path, g as i32);
+                }
+            }
+        }
+        QuantPlan {
+            default_group,
+            overrides,
+        }
+    }
+
+    /// Group size of the module at `path` (a weight prefix without `.weight`).
+    pub fn group_for(&self, path: &str) -> i32 {
+        self.overrides
+            .get(path)
+            .copied()
+            .unwrap_or(self.default_group)
+    }
+}
+
+fn spec_for(prefix: &str, scales: &Array, weight: &Array, group_size: i32) -> Result<QuantSpec> {
+    let in_features = scales.dim(-1) * group_size;
+    let packed = weight.dim(-1);
+    if in_features == 0 || (packed * 32) % in_features != 0 {
+        return Err(ModelError::Invalid(format!(
+            "{prefix}: cannot infer bits from packed width {packed} and {in_features} inputs"
+        )));
+    }
+    Ok(QuantSpec {
+        group_size,
+        bits: packed * 32 / in_features,
+    })
+}
+
+fn cast(w: &Weights, a: Array) -> Result<Array> {
+    let dt = w.options().compute_dtype;
+    if a.dtype() == dt {
+        Ok(a)
+    } else {
+        Ok(a.as_dtype(dt)?)
+    }
+}
+
+/// Build a linear layer from `{prefix}.weight` (+ `.scales`/`.biases`, + `.bias`) with the
+/// plan's group size for `path` (the module path the plan is keyed by).
+pub fn linear(w: &mut Weights, prefix: &str, path: &str, plan: &QuantPlan) -> Result<Linear> {
+    let weight = w.take_raw(&format!("{prefix}.weight"))?;
+    let bias = if w.contains(&format!("{prefix}.bias")) {
+        Some(w.take_float(&format!("{prefix}.bias"))?)
+    } else {
+        None
+    };
+    if !w.contains(&format!("{prefix}.scales")) {
+        return Ok(Linear::Dense {
+            weight: cast(w, weight)?,
+            bias,
+        });
+    }
+    let scales = w.take_raw(&format!("{prefix}.scales"))?;
+    let biases = w.take_raw(&format!("{prefix}.biases"))?;
+    let spec = spec_for(prefix, &scales, &weight, plan.group_for(path))?;
+    // Scales/biases go to the compute dtype first: dequantizing with bf16 scales would round
+    // every weight to bf16 before the float32 upcast.
+    let (scales, biases) = (cast(w, scales)?, cast(w, biases)?);
+    if w.options().dequantize {
+        let d = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
+        return Ok(Linear::Dense {
+            weight: cast(w, d)?,
+            bias,
+        });
+    }
+    Ok(Linear::Quantized {
+        weight,
+        scales,
+        biases,
+        bias,
+        spec,
+    })
+}
+
+/// Expert-stacked weights `[experts, out, in]`, dense or affine-quantized (packed along `in`).
+pub enum SwitchWeights {
+    /// Plain `[E, out, in]`.
+    Dense(Array),
+    /// Packed `[E, out, in * bits / 32]` with `[E, out, in / group]` scales and biases.
+    Quantized {
+        /// Packed values.
+        weight: Array,
+        /// Per-group scales.
+        scales: Array,
+        /// Per-group biases.
+        biases: Array,
+        /// Group size and bits.
+        spec: QuantSpec,
+    },
+}
+
+/// Load `{prefix}.weight` as stacked experts (dequantized when the load options say so).
+pub fn switch_weights(
+    w: &mut Weights,
+    prefix: &str,
+    path: &str,
+    plan: &QuantPlan,
+) -> Result<SwitchWeights> {
+    let weight = w.take_raw(&format!("{prefix}.weight"))?;
+    if weight.ndim() != 3 {
+        return Err(ModelError::Invalid(format!(
+            "{prefix}.weight: expected [experts, out, in], got {:?}",
+            weight.shape()
+        )));
+    }
+    if !w.contains(&format!("{prefix}.scales")) {
+        return Ok(SwitchWeights::Dense(cast(w, weight)?));
+    }
+    let scales = w.take_raw(&format!("{prefix}.scales"))?;
+    let biases = w.take_raw(&format!("{prefix}.biases"))?;
+    let spec = spec_for(prefix, &scales, &weight, plan.group_for(path))?;
+    let (scales, biases) = (cast(w, scales)?, cast(w, biases)?);
+    if w.options().dequantize {
+        let d = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
+        return Ok(SwitchWeights::Dense(cast(w, d)?));
+    }
+    Ok(SwitchWeights::Quantized {
+        weight,
+        scales,
+        biases,
+        spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_module_group_overrides_are_read_from_config() {
+        let cfg = serde_json::json!({"quantization": {
+            "group_size": 64, "bits": 4,
+            "model.layers.0.mlp.gate": {"group_size": 32, "bits": 8},
+            "language_model.model.layers.1.mlp.gate": {"group_size": 128, "bits": 8}
+        }});
+        let p = QuantPlan::from_hf(&cfg, "language_model.");
+        assert_eq!(p.group_for("model.layers.0.mlp.gate"), 32);
+        assert_eq!(p.group_for("model.layers.1.mlp.gate"), 128);
+        assert_eq!(p.group_for("model.layers.0.mlp.up_proj"), 64);
+        assert_eq!(
+            QuantPlan::from_hf(&serde_json::json!({}), "").group_for("x"),
+            64
+        );
+    }
+}
