@@ -10,6 +10,7 @@
 
 pub mod convert;
 pub mod embed;
+mod gotemplate;
 pub mod runner;
 
 use std::path::PathBuf;
@@ -126,8 +127,34 @@ pub(crate) fn generate_on(
     req: Request,
     model: ModelRef,
     capabilities: Option<&[String]>,
+    go_template: Option<&str>,
 ) -> BackendFuture<EventStream> {
-    let planned = convert::plan(&req, model, capabilities);
+    if req.debug_render_only {
+        // Ollama's `_debug_render_only`: answer with the rendered prompt, generate nothing.
+        // Only Go templates render outside the engine; Jinja-templated models fall through to
+        // the planner's refusal.
+        match gotemplate::render(&req, go_template) {
+            Ok(Some(prompt)) => {
+                let image_count = gotemplate::image_count(&req);
+                return Box::pin(async move {
+                    Ok(futures::stream::iter([Ok(ollmlx_infer::Event::Rendered {
+                        prompt,
+                        image_count,
+                    })])
+                    .boxed())
+                });
+            }
+            Ok(None) => {}
+            Err(e) => return Box::pin(async move { Err(e) }),
+        }
+    }
+    let planned = convert::plan(&req, model, capabilities).and_then(|p| match p {
+        convert::Plan::Generate(mut g) if g.prompt != ollmlx_engine::Prompt::LoadOnly => {
+            g.rendered = gotemplate::render(&req, go_template)?;
+            Ok(convert::Plan::Generate(g))
+        }
+        other => Ok(other),
+    });
     let name = req.model.clone();
     Box::pin(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -200,6 +227,7 @@ impl Backend for MlxBackend {
                     name: src.name,
                     path: src.path,
                 },
+                None,
                 None,
             ),
             Err(e) => Box::pin(async move { Err(e) }),

@@ -141,6 +141,7 @@ impl Runner for MlxRunner {
             // The store derives `thinking` from GGUF templates; other formats are checked by the
             // engine once the template is loaded.
             (model.format == "gguf").then_some(&model.capabilities[..]),
+            model.template.as_deref(),
         )
     }
 

@@ -85,3 +85,74 @@ async fn stored_gguf_model_answers_through_the_store_backend() {
     assert_eq!(ps[0].details.family, "llama");
     assert!(!ps[0].digest.is_empty());
 }
+
+/// A Modelfile TEMPLATE (Go syntax) replaces the GGUF's Jinja template: the prompt is rendered
+/// the Ollama way (`_debug_render_only` shows it) and the model still answers through it.
+#[tokio::test]
+async fn go_template_from_the_modelfile_renders_the_prompt() {
+    let Some(path) = model_path() else { return };
+    let data = std::fs::read(&path).unwrap();
+    let digest = format!("sha256:{:x}", Sha256::digest(&data));
+    let dir = tempfile::tempdir().unwrap();
+    let runner = MlxRunner::new(Default::default()).unwrap();
+    let backend = StoreBackend::new(Store::new(dir.path())).with_runner(Arc::new(runner));
+    let body: RawBody = futures::stream::iter(
+        data.chunks(1 << 20)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    )
+    .boxed();
+    backend.blob_put(digest.clone(), body).await.unwrap();
+    let template = "{{- range $i, $_ := .Messages }}\
+{{- $last := eq (len (slice $.Messages $i)) 1 -}}\
+<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n\
+{{ if and $last (ne .Role \"assistant\") }}<|im_start|>assistant\n{{ end }}\
+{{- end }}";
+    let req: wire::CreateRequest = serde_json::from_value(serde_json::json!({
+        "model": "smollm2-go:135m",
+        "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest},
+        "template": template,
+        "system": "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+        "parameters": {"temperature": 0, "num_predict": 16}
+    }))
+    .unwrap();
+    let mut s = backend
+        .manage(ManageRequest::Create(req.into()))
+        .await
+        .unwrap();
+    while let Some(p) = s.next().await {
+        p.unwrap();
+    }
+    let chat = |debug: bool| Request {
+        model: "smollm2-go:135m".into(),
+        input: Input::Chat(ChatInput {
+            messages: vec![Message {
+                role: "user".into(),
+                content: "What is the capital of France?".into(),
+                ..Default::default()
+            }],
+            tools: vec![],
+        }),
+        debug_render_only: debug,
+        ..Default::default()
+    };
+
+    let mut s = backend.generate(chat(true)).await.unwrap();
+    match s.next().await.unwrap().unwrap() {
+        Event::Rendered { prompt, .. } => assert_eq!(
+            prompt,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+             <|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+        ),
+        other => panic!("expected the rendered prompt, got {other:?}"),
+    }
+
+    let mut s = backend.generate(chat(false)).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = s.next().await {
+        if let Event::Delta { content, .. } = ev.unwrap() {
+            text.push_str(&content);
+        }
+    }
+    assert!(text.contains("Paris"), "{text:?}");
+}

@@ -68,6 +68,9 @@ pub struct GenerateRequest {
     pub think: Option<bool>,
     /// Silently ignore `think` on models without thinking instead of failing.
     pub relax_thinking: bool,
+    /// Prompt text already rendered by the model's Go TEMPLATE (Ollama-style); the Jinja chat
+    /// template is skipped when set.
+    pub rendered: Option<String>,
 }
 
 impl GenerateRequest {
@@ -86,6 +89,7 @@ impl GenerateRequest {
             return_context: false,
             think: None,
             relax_thinking: false,
+            rendered: None,
         }
     }
 }
@@ -219,7 +223,10 @@ pub(crate) fn run(
         )));
     }
     let thinking_on = m.thinks && req.think != Some(false);
-    let text = render(m, &req.prompt, m.thinks.then_some(thinking_on))?;
+    let text = match &req.rendered {
+        Some(t) => t.clone(),
+        None => render(m, &req.prompt, m.thinks.then_some(thinking_on))?,
+    };
     let has_tools = matches!(&req.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
     let mut output = OutputPipeline::new(
         m.thinks.then(|| {
