@@ -167,6 +167,9 @@ impl Weights {
             bits: packed * 32 / in_features,
         };
         if self.opts.dequantize {
+            // Upcast scales/biases first: dequantizing with bf16 scales rounds every weight to
+            // bf16 (measured: 0.05 logit error on the q4 parity fixtures vs mlx-lm in float32).
+            let (scales, biases) = (self.cast(scales)?, self.cast(biases)?);
             let w = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
             return Ok(Linear::Dense {
                 weight: self.cast(w)?,
