@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+pub mod rewrite;
 mod write;
 pub use write::{i32_array, string_array, write_gguf};
 
