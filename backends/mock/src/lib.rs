@@ -76,6 +76,8 @@ pub struct Counters {
     pub completed: AtomicUsize,
     /// Generations abandoned because the receiver was dropped (client disconnect).
     pub cancelled: AtomicUsize,
+    /// `has_model` questions answered.
+    pub lookups: AtomicUsize,
 }
 
 /// The scripted backend.
@@ -190,6 +192,7 @@ impl Backend for MockBackend {
     }
 
     fn has_model(&self, model: &str) -> BackendFuture<bool> {
+        self.counters.lookups.fetch_add(1, Ordering::SeqCst);
         let found = self.lookup(model).is_some();
         Box::pin(async move { Ok(found) })
     }

@@ -2,9 +2,13 @@
 //!
 //! Rules from the config file come first (exact names, `name:*` or `prefix*` globs); then each
 //! backend is asked whether it has the model, in configuration order; otherwise the default
-//! backend answers (and reports "not found" in its own terms).
+//! backend answers (and reports "not found" in its own terms). Which backend had a model is
+//! remembered for a few seconds, so a busy client does not cost an upstream `/api/show` per
+//! request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ollmlx_infer::{BackendError, DynBackend};
 use ollmlx_wire::ollama as wire;
@@ -20,11 +24,23 @@ pub struct Rule {
     pub backend: DynBackend,
 }
 
+/// How long "backend N has model M" is trusted before asking again.
+pub const DEFAULT_LOOKUP_TTL: Duration = Duration::from_secs(5);
+
 /// Picks a backend per model and merges listings.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct BackendRouter {
     rules: Vec<Rule>,
     backends: Vec<DynBackend>,
+    /// Model name → (index of the backend that had it, when it said so).
+    found: Arc<Mutex<HashMap<String, (usize, Instant)>>>,
+    ttl: Duration,
+}
+
+impl Default for BackendRouter {
+    fn default() -> Self {
+        BackendRouter::new(Vec::new())
+    }
 }
 
 impl BackendRouter {
@@ -33,7 +49,15 @@ impl BackendRouter {
         BackendRouter {
             rules: Vec::new(),
             backends,
+            found: Arc::default(),
+            ttl: DEFAULT_LOOKUP_TTL,
         }
+    }
+
+    /// How long a `has_model` answer is reused (zero: ask on every request).
+    pub fn with_lookup_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// Add a routing rule.
@@ -81,8 +105,16 @@ impl BackendRouter {
             return Ok(rule.backend.clone());
         }
         if self.backends.len() > 1 {
-            for b in &self.backends {
+            if let Some(b) = self.remembered(model) {
+                return Ok(b);
+            }
+            for (i, b) in self.backends.iter().enumerate() {
                 if b.has_model(model).await.unwrap_or(false) {
+                    if !self.ttl.is_zero() {
+                        if let Ok(mut f) = self.found.lock() {
+                            f.insert(model.to_string(), (i, Instant::now()));
+                        }
+                    }
                     return Ok(b.clone());
                 }
             }
@@ -91,6 +123,25 @@ impl BackendRouter {
             .ok_or_else(|| BackendError::ModelNotFound {
                 model: model.to_string(),
             })
+    }
+
+    fn remembered(&self, model: &str) -> Option<DynBackend> {
+        let mut f = self.found.lock().ok()?;
+        match f.get(model) {
+            Some(&(i, at)) if at.elapsed() < self.ttl => self.backends.get(i).cloned(),
+            Some(_) => {
+                f.remove(model);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Drop what the router remembers about `model` (after it was deleted, copied or pulled).
+    pub fn forget(&self, model: &str) {
+        if let Ok(mut f) = self.found.lock() {
+            f.remove(model);
+        }
     }
 
     /// `/api/tags` across backends: first backend wins on duplicate names, newest first.
@@ -154,9 +205,46 @@ mod tests {
     use ollmlx_mock::{MockBackend, MockModel};
 
     fn mock(models: &[&str]) -> DynBackend {
-        Arc::new(MockBackend::new(
-            models.iter().map(|m| MockModel::echo(m)).collect(),
-        ))
+        Arc::new(counted(models))
+    }
+
+    fn counted(models: &[&str]) -> MockBackend {
+        MockBackend::new(models.iter().map(|m| MockModel::echo(m)).collect())
+    }
+
+    fn lookups(b: &MockBackend) -> usize {
+        b.counters.lookups.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn which_backend_has_a_model_is_remembered_until_the_ttl_or_forget() {
+        let (a, b) = (counted(&["a:latest"]), counted(&["b:latest"]));
+        let (da, db): (DynBackend, DynBackend) = (Arc::new(a.clone()), Arc::new(b.clone()));
+        let router = BackendRouter::new(vec![da, db.clone()]);
+        assert!(Arc::ptr_eq(&router.route("b:latest").await.unwrap(), &db));
+        let asked = (lookups(&a), lookups(&b));
+        assert_eq!(asked, (1, 1));
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(&router.route("b:latest").await.unwrap(), &db));
+        }
+        assert_eq!((lookups(&a), lookups(&b)), asked, "answers were not reused");
+        router.forget("b:latest");
+        router.route("b:latest").await.unwrap();
+        assert_eq!((lookups(&a), lookups(&b)), (2, 2));
+        // Models nobody has are asked about every time (a pull may make them appear).
+        router.route("absent").await.unwrap();
+        router.route("absent").await.unwrap();
+        assert_eq!((lookups(&a), lookups(&b)), (4, 4));
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_asks_on_every_request() {
+        let b = counted(&["b:latest"]);
+        let db: DynBackend = Arc::new(b.clone());
+        let router = BackendRouter::new(vec![mock(&[]), db]).with_lookup_ttl(Duration::ZERO);
+        router.route("b:latest").await.unwrap();
+        router.route("b:latest").await.unwrap();
+        assert_eq!(lookups(&b), 2);
     }
 
     #[tokio::test]

@@ -28,6 +28,8 @@ pub async fn progress(state: &AppState, route: &Route, body: &[u8]) -> Response<
         Ok(b) => b,
         Err(e) => return backend_error(route, &e),
     };
+    // A pull or create may make the model appear on this backend: ask again next time.
+    state.router.forget(&model);
     let mut progress = match backend.manage(req).await {
         Ok(p) => p,
         Err(e) => return backend_error(route, &e),

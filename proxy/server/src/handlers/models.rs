@@ -84,7 +84,10 @@ pub async fn copy(state: &AppState, body: &[u8]) -> Response<BoxBody> {
         Ok(b) => b,
         Err(e) => return backend_error(&route, &e),
     };
-    match backend.copy(req).await {
+    let destination = req.destination.clone();
+    let result = backend.copy(req).await;
+    state.router.forget(&destination);
+    match result {
         Ok(()) => status_only(StatusCode::OK),
         Err(e) => backend_error(&route, &e),
     }
@@ -105,7 +108,9 @@ pub async fn delete(state: &AppState, body: &[u8]) -> Response<BoxBody> {
         Ok(b) => b,
         Err(e) => return backend_error(&route, &e),
     };
-    match backend.delete(name).await {
+    let result = backend.delete(name.clone()).await;
+    state.router.forget(&name);
+    match result {
         Ok(()) => status_only(StatusCode::OK),
         Err(e) => backend_error(&route, &e),
     }
