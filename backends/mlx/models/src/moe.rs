@@ -9,7 +9,7 @@
 use mlx_rs::nn::silu;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::ops::{argpartition_axis, gather_mm, gather_qmm, softmax_axis};
-use mlx_rs::Array;
+use mlx_rs::{Array, Dtype};
 
 use crate::error::{ModelError, Result};
 use crate::nn::Linear;
@@ -20,6 +20,18 @@ impl SwitchWeights {
     /// returns `[..., k, 1, out]`, each row multiplied by the expert its index names.
     pub fn forward(&self, x: &Array, indices: &Array) -> Result<Array> {
         Ok(match self {
+            SwitchWeights::Dense(w)
+                if w.dtype() == Dtype::Float32 && x.dtype() != Dtype::Float32 =>
+            {
+                let y = gather_mm(
+                    x.as_dtype(Dtype::Float32)?,
+                    w.swap_axes(-1, -2)?,
+                    None,
+                    indices,
+                    false,
+                )?;
+                y.as_dtype(x.dtype())?
+            }
             SwitchWeights::Dense(w) => gather_mm(x, w.swap_axes(-1, -2)?, None, indices, false)?,
             SwitchWeights::Quantized {
                 weight,

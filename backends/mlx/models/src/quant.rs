@@ -142,6 +142,21 @@ pub enum SwitchWeights {
     },
 }
 
+/// Dense stacked experts in the compute dtype, except on the CPU device, where MLX's `GatherMM`
+/// only runs in float32: there they stay float32 and [`SwitchWeights::forward`] upcasts the
+/// activations around the product.
+pub fn dense_experts(w: &Weights, a: Array) -> Result<SwitchWeights> {
+    let cpu = matches!(
+        mlx_rs::Device::try_default().and_then(|d| d.get_type()),
+        Ok(mlx_rs::DeviceType::Cpu)
+    );
+    if cpu {
+        Ok(SwitchWeights::Dense(a.as_dtype(mlx_rs::Dtype::Float32)?))
+    } else {
+        Ok(SwitchWeights::Dense(cast(w, a)?))
+    }
+}
+
 /// Load `{prefix}.weight` as stacked experts (dequantized when the load options say so).
 pub fn switch_weights(
     w: &mut Weights,
@@ -157,7 +172,7 @@ pub fn switch_weights(
         )));
     }
     if !w.contains(&format!("{prefix}.scales")) {
-        return Ok(SwitchWeights::Dense(cast(w, weight)?));
+        return dense_experts(w, weight);
     }
     let scales = w.take_raw(&format!("{prefix}.scales"))?;
     let biases = w.take_raw(&format!("{prefix}.biases"))?;
@@ -165,7 +180,7 @@ pub fn switch_weights(
     let (scales, biases) = (cast(w, scales)?, cast(w, biases)?);
     if w.options().dequantize {
         let d = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
-        return Ok(SwitchWeights::Dense(cast(w, d)?));
+        return dense_experts(w, d);
     }
     Ok(SwitchWeights::Quantized {
         weight,

@@ -179,15 +179,12 @@ pub struct Qwen3Moe {
 /// Stack per-expert Hugging Face tensors (`mlp.experts.{e}.{name}.weight`) into one
 /// `[E, out, in]` tensor, as mlx-lm's `sanitize` does.
 fn stack_experts(w: &mut Weights, p: &str, name: &str, experts: i32) -> Result<SwitchWeights> {
-    let dt = w.options().compute_dtype;
     let mut parts = Vec::with_capacity(experts as usize);
     for e in 0..experts {
         let t = w.take_raw(&format!("{p}.mlp.experts.{e}.{name}.weight"))?;
         parts.push(t);
     }
-    Ok(SwitchWeights::Dense(
-        mlx_rs::ops::stack(&parts, 0)?.as_dtype(dt)?,
-    ))
+    quant::dense_experts(w, mlx_rs::ops::stack(&parts, 0)?)
 }
 
 impl Qwen3Moe {
