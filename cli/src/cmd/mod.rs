@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::Client;
 use crate::env::{help_block, Env, CLIENT_HELP_VARS, RUN_HELP_VARS, SERVE_HELP_VARS};
 
+pub mod bench;
 pub mod conformance;
 pub mod copy;
 pub mod create;
@@ -183,6 +184,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check drop-in compatibility with Ollama (record, replay, diff)
     Conformance(conformance::ConformanceArgs),
+    /// Benchmark a running server (prefill, decode, concurrency, chat, long context)
+    #[command(after_help = help_block(CLIENT_HELP_VARS))]
+    Bench(bench::BenchArgs),
     /// Create a model
     #[command(after_help = help_block(CLIENT_HELP_VARS))]
     Create(CreateArgs),
@@ -303,6 +307,7 @@ async fn dispatch(env: Env, version: bool, command: Option<Command>) -> anyhow::
     match command {
         Command::Serve(_) | Command::Conformance(_) => Ok(()),
         Command::Create(a) => create::run(&client, a).await,
+        Command::Bench(a) => bench::run(&client, a).await,
         Command::Show(a) => show::run(&client, a).await,
         Command::Run(a) => run::run(&client, &env, a).await,
         Command::Stop { model } => stop::run(&client, &model).await,
