@@ -111,6 +111,13 @@ pub struct LlamaConfig {
     pub tie_word_embeddings: bool,
     /// RoPE on adjacent pairs (GGUF layout) instead of halves (HF layout).
     pub rope_traditional: bool,
+    /// Per-head RMSNorm on queries and keys before RoPE (`self_attn.q_norm`/`k_norm`: Qwen3).
+    pub qk_norm: bool,
+}
+
+/// Architectures whose attention normalises each query/key head (Qwen3).
+fn has_qk_norm(arch: &str) -> bool {
+    matches!(arch, "qwen3" | "Qwen3ForCausalLM")
 }
 
 impl LlamaConfig {
@@ -157,7 +164,10 @@ impl LlamaConfig {
                 .number(&k("context_length"))?
                 .map_or(2048, |v| v as i32),
             tie_word_embeddings: !has_output,
-            rope_traditional: true,
+            // llama.cpp permutes q/k rows of `llama` models for adjacent-pair RoPE; qwen2/qwen3
+            // are converted unpermuted and use the NeoX (half-split) layout.
+            rope_traditional: !matches!(arch, "qwen2" | "qwen3"),
+            qk_norm: has_qk_norm(arch),
         })
     }
 
@@ -211,6 +221,8 @@ impl LlamaConfig {
                 .map_or(2048, |v| v as i32),
             tie_word_embeddings: cfg["tie_word_embeddings"].as_bool().unwrap_or(false),
             rope_traditional: cfg["rope_traditional"].as_bool().unwrap_or(false),
+            qk_norm: cfg["model_type"].as_str().is_some_and(has_qk_norm)
+                || cfg["architectures"][0].as_str().is_some_and(has_qk_norm),
         })
     }
 }
@@ -233,5 +245,22 @@ mod tests {
         assert!(c.tie_word_embeddings);
         assert!(!c.rope_traditional);
         assert!(matches!(c.rope_scaling, RopeScaling::Llama3 { factor, .. } if factor == 32.0));
+        assert!(!c.qk_norm);
+    }
+
+    #[test]
+    fn hf_qwen3_gets_qk_norm_and_its_own_head_dim_qwen2_does_not() {
+        let mut cfg = serde_json::json!({
+            "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+            "hidden_size": 1024, "num_hidden_layers": 28, "num_attention_heads": 16,
+            "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 3072,
+            "vocab_size": 151936, "rope_theta": 1000000.0, "tie_word_embeddings": true
+        });
+        let c = LlamaConfig::from_hf(&cfg).unwrap();
+        assert!(c.qk_norm);
+        assert_eq!((c.head_dim, c.rope_dims), (128, 128));
+        cfg["architectures"] = serde_json::json!(["Qwen2ForCausalLM"]);
+        cfg["model_type"] = serde_json::json!("qwen2");
+        assert!(!LlamaConfig::from_hf(&cfg).unwrap().qk_norm);
     }
 }

@@ -1,5 +1,10 @@
-//! The llama family (Llama 1/2/3.x, SmolLM/SmolLM2, Mistral-style dense models): pre-norm
-//! blocks of grouped-query attention with RoPE and a SwiGLU MLP.
+//! The llama family (Llama 1/2/3.x, SmolLM/SmolLM2, Mistral-style dense models, Qwen2, Qwen3):
+//! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU MLP.
+//!
+//! Sits under [`crate::load`]: the registry maps every dense llama-like architecture here, and
+//! the differences are options read from the config: q/k/v biases (Qwen2) are picked up from the
+//! weights (`*.bias`), per-head q/k RMSNorm before RoPE (Qwen3) from [`LlamaConfig::qk_norm`],
+//! an untied `lm_head` (Mistral, some Llamas) when the file has one and the config does not tie.
 
 use mlx_rs::Array;
 
@@ -56,6 +61,14 @@ impl Llama {
                         cfg.rope_theta,
                         &cfg.rope_scaling,
                     ),
+                    qk_norm: if cfg.qk_norm {
+                        Some((
+                            w.rms_norm(&format!("{p}.self_attn.q_norm"), cfg.rms_norm_eps)?,
+                            w.rms_norm(&format!("{p}.self_attn.k_norm"), cfg.rms_norm_eps)?,
+                        ))
+                    } else {
+                        None
+                    },
                 },
                 post_norm: w
                     .rms_norm(&format!("{p}.post_attention_layernorm"), cfg.rms_norm_eps)?,
@@ -97,6 +110,9 @@ impl Llama {
         for b in &self.blocks {
             all.push(&b.input_norm.weight);
             all.push(&b.post_norm.weight);
+            if let Some((qn, kn)) = &b.attn.qk_norm {
+                all.extend([&qn.weight, &kn.weight]);
+            }
             for l in [
                 &b.attn.q_proj,
                 &b.attn.k_proj,

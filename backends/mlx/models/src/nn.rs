@@ -49,6 +49,11 @@ impl Linear {
     /// Apply the layer to `x` (`[..., in]` → `[..., out]`).
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let (y, bias) = match self {
+            // Fused like MLX's nn.Linear (one rounding in half precision: bit-identical to mlx-lm).
+            Linear::Dense {
+                weight,
+                bias: Some(b),
+            } => return Ok(mlx_rs::ops::addmm(b, x, weight.t(), None, None)?),
             Linear::Dense { weight, bias } => (x.matmul(weight.t())?, bias),
             Linear::Quantized {
                 weight,
@@ -273,6 +278,8 @@ pub struct Attention {
     pub head_dim: i32,
     /// Positional embedding.
     pub rope: Rope,
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3); `None` elsewhere.
+    pub qk_norm: Option<(RmsNorm, RmsNorm)>,
 }
 
 impl Attention {
@@ -283,8 +290,12 @@ impl Attention {
             Ok(y.reshape(&[b, l, n, self.head_dim])?
                 .transpose_axes(&[0, 2, 1, 3])?)
         };
-        let q = heads(self.q_proj.forward(x)?, self.n_heads)?;
-        let k = heads(self.k_proj.forward(x)?, self.n_kv_heads)?;
+        let mut q = heads(self.q_proj.forward(x)?, self.n_heads)?;
+        let mut k = heads(self.k_proj.forward(x)?, self.n_kv_heads)?;
+        if let Some((qn, kn)) = &self.qk_norm {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
+        }
         let v = heads(self.v_proj.forward(x)?, self.n_kv_heads)?;
         let offset = cache.offset();
         let q = self.rope.forward(&q, offset)?;

@@ -29,6 +29,10 @@ pub const ARCHITECTURES: &[(&str, Family)] = &[
     ("LlamaForCausalLM", Family::Llama),       // HF
     ("mistral", Family::Llama),                // HF model_type (no sliding window support yet)
     ("MistralForCausalLM", Family::Llama),     // HF
+    ("qwen2", Family::Llama),                  // GGUF, HF model_type (q/k/v bias from weights)
+    ("Qwen2ForCausalLM", Family::Llama),       // HF
+    ("qwen3", Family::Llama),                  // GGUF, HF model_type (per-head q/k RMSNorm)
+    ("Qwen3ForCausalLM", Family::Llama),       // HF
     ("bert", Family::Bert),                    // HF model_type
     ("BertModel", Family::Bert),               // HF (sentence-transformers)
     ("gemma3", Family::Gemma3),                // GGUF; HF wrapper model_type (text only)
@@ -58,6 +62,13 @@ mod tests {
         assert_eq!(family("llama"), Some(Family::Llama));
         assert_eq!(family("LlamaForCausalLM"), Some(Family::Llama));
         assert_eq!(family("gpt2"), None);
+    }
+
+    #[test]
+    fn qwen2_and_qwen3_are_dense_llama_family_under_gguf_and_hf_names() {
+        for a in ["qwen2", "Qwen2ForCausalLM", "qwen3", "Qwen3ForCausalLM"] {
+            assert_eq!(family(a), Some(Family::Llama), "{a}");
+        }
     }
 
     #[test]

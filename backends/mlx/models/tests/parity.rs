@@ -29,6 +29,14 @@ parity! {
     mistral_bf16_native_matches_mlx_lm => ("mistral-bf16", Native);
     mistral_q4_cpu_f32_matches_mlx_lm => ("mistral-q4", CpuDefault);
     mistral_q4_native_matches_mlx_lm => ("mistral-q4", Native);
+    qwen2_bf16_cpu_f32_matches_mlx_lm => ("qwen2-bf16", CpuDefault);
+    qwen2_bf16_native_matches_mlx_lm => ("qwen2-bf16", Native);
+    qwen2_q4_cpu_f32_matches_mlx_lm => ("qwen2-q4", CpuDefault);
+    qwen2_q4_native_matches_mlx_lm => ("qwen2-q4", Native);
+    qwen3_bf16_cpu_f32_matches_mlx_lm => ("qwen3-bf16", CpuDefault);
+    qwen3_bf16_native_matches_mlx_lm => ("qwen3-bf16", Native);
+    qwen3_q4_cpu_f32_matches_mlx_lm => ("qwen3-q4", CpuDefault);
+    qwen3_q4_native_matches_mlx_lm => ("qwen3-q4", Native);
 }
 
 /// The committed fixtures were recorded with the mlx / mlx-lm versions the generator pins, and
