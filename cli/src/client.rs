@@ -1,6 +1,7 @@
 //! A small async HTTP client for the native API, as upstream's `api.Client` behaves.
 //!
-//! Requests go over hyper-util's legacy client (plain HTTP). Non-streaming calls decode
+//! Requests go over hyper-util's legacy client (HTTP, or HTTPS with the webpki root
+//! certificates when `OLLAMA_HOST` says `https://`). Non-streaming calls decode
 //! `{"error": ...}` bodies into [`ApiError::Status`]; streaming calls read NDJSON line by line,
 //! turning an `{"error": ...}` line into [`ApiError::Message`] and an HTTP error status into
 //! [`ApiError::Status`] carrying the status line (`404 Not Found: <msg>`), exactly as the Go
@@ -17,6 +18,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
@@ -130,13 +132,21 @@ struct ErrorLine {
 #[derive(Clone)]
 pub struct Client {
     base: HostUrl,
-    http: HyperClient<HttpConnector, ReqBody>,
+    http: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
 }
 
 impl Client {
     /// A client for `base` (normally [`crate::env::Env::connectable_host`]).
     pub fn new(base: HostUrl) -> Client {
-        let http = HyperClient::builder(TokioExecutor::new()).build_http();
+        let mut plain = HttpConnector::new();
+        plain.enforce_http(false);
+        plain.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(plain);
+        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
         Client { base, http }
     }
 
@@ -163,7 +173,7 @@ impl Client {
     ) -> ApiResult<http::Response<hyper::body::Incoming>> {
         let url = self.base.join(path);
         let go_method = go_method_name(&method);
-        if self.base.scheme != "http" {
+        if self.base.scheme != "http" && self.base.scheme != "https" {
             return Err(ApiError::Connect {
                 method: go_method,
                 url,
@@ -506,6 +516,50 @@ fn empty_body() -> ReqBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn host(scheme: &str, port: u16) -> HostUrl {
+        HostUrl {
+            scheme: scheme.into(),
+            host: "127.0.0.1".into(),
+            port: port.to_string(),
+            path: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn https_hosts_are_spoken_to_over_tls() {
+        // A plain-HTTP listener: a TLS client fails the handshake, a plain client would get 200.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        assert!(Client::new(host("http", port)).heartbeat().await.is_ok());
+        let err = Client::new(host("https", port))
+            .heartbeat()
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("unsupported protocol scheme"), "{text}");
+        assert!(text.starts_with("Head \"https://127.0.0.1:"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn other_schemes_are_refused_like_go() {
+        let err = Client::new(host("ftp", 1)).heartbeat().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unsupported protocol scheme \"ftp\""),
+            "{err}"
+        );
+    }
 
     #[test]
     fn status_errors_read_like_go_status_error() {
