@@ -6,8 +6,8 @@
 //! Called by [`crate::StoreBackend::manage`] on the blocking pool. [`validate`] runs before the
 //! stream starts (its errors are plain HTTP 400s); [`create`] reports through a callback, and its
 //! errors travel mid-stream. Safetensors/MLX imports (with optional quantization) live in
-//! [`safetensors`]. Not done here (yet): quantizing GGUF, split GGUF merging, chat-template
-//! autodetection, pulling a missing `from` model.
+//! [`safetensors`]; GGUF import conversion (K-quants) and quantization in [`gguf`]. Not done
+//! here (yet): split GGUF merging, chat-template autodetection, pulling a missing `from` model.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -22,6 +22,7 @@ use crate::manifest::*;
 use crate::name::Name;
 use crate::store::Store;
 
+pub mod gguf;
 pub mod safetensors;
 
 fn bad(msg: impl Into<String>) -> StoreError {
@@ -361,13 +362,13 @@ pub fn create(
     }
 
     let mut parameters = r.parameters.clone();
-    for l in &layers {
+    for l in &mut layers {
+        if l.layer.media_type == MEDIA_TYPE_MODEL {
+            gguf::convert_model_layer(store, l, &quantize, progress)?;
+        }
         let Some(g) = &l.gguf else { continue };
         match l.layer.media_type.as_str() {
             MEDIA_TYPE_MODEL => {
-                if !quantize.is_empty() {
-                    check_quantize(&quantize, g.file_type())?;
-                }
                 let arch = g.architecture().to_string();
                 if config.model_format.is_empty() {
                     config.model_format = "gguf".into();
@@ -482,29 +483,6 @@ fn json_type_name(v: &Value) -> &'static str {
         Value::Object(_) => "object",
         _ => "string",
     }
-}
-
-fn check_quantize(want: &str, have: &str) -> Result<()> {
-    if !matches!(
-        want,
-        "F32" | "F16" | "Q8_0" | "Q4_K_S" | "Q4_K_M" | "Q4_K" | "BF16"
-    ) {
-        return Err(StoreError::Internal(format!(
-            "unsupported quantization type {want} - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"
-        )));
-    }
-    if !matches!(have, "F16" | "BF16" | "F32") {
-        return Err(StoreError::Internal(
-            "quantization is only supported for F16, BF16 and F32 models".into(),
-        ));
-    }
-    let want = if want == "Q4_K" { "Q4_K_M" } else { want };
-    if want != have {
-        return Err(StoreError::Unsupported(
-            "quantizing models is not supported yet".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Renderer/parser/stop defaults upstream derives from a GGUF architecture.
