@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use ollmlx_engine::{
-    ChatMessage, Done, EngineError, FinishReason, GenerateRequest, KeepAlive as EngineKeepAlive,
-    ModelRef, Prompt, SamplerConfig,
+    ChatMessage, Done, EngineError, EngineEvent, FinishReason, FormatSpec, GenerateRequest,
+    KeepAlive as EngineKeepAlive, ModelRef, Prompt, SamplerConfig,
 };
-use ollmlx_infer::{BackendError, DoneReason, Event, Input, KeepAlive, Request, Stats};
+use ollmlx_infer::{
+    BackendError, DoneReason, Event, Format, Input, KeepAlive, Logprob, Request, Stats,
+    TokenLogprob,
+};
 
 /// Ollama's default context window.
 pub const DEFAULT_NUM_CTX: usize = 4096;
@@ -99,7 +102,40 @@ pub fn plan(
     g.return_context = return_context;
     g.think = req.think.as_ref().map(|t| t.enabled());
     g.relax_thinking = req.relax_thinking;
+    g.format = req.format.as_ref().map(|f| match f {
+        Format::Json => FormatSpec::Json,
+        Format::Schema(s) => FormatSpec::Schema(s.clone()),
+    });
+    g.logprobs = req.logprobs.then_some(req.top_logprobs as usize);
     Ok(Plan::Generate(Box::new(g)))
+}
+
+/// Ollama's capability check for what a request needs beyond completion: `tools` for chat
+/// requests with tools, `insert` for generate requests with a `suffix`. `full_name` is the
+/// fully-qualified model name (`registry.ollama.ai/library/x:latest`), as upstream prints it:
+/// `<name> does not support tools` (several missing capabilities are joined by newlines).
+pub fn check_capabilities(
+    req: &Request,
+    full_name: &str,
+    capabilities: &[String],
+) -> Result<(), BackendError> {
+    let mut want = Vec::new();
+    match &req.input {
+        Input::Chat(c) if !c.tools.is_empty() => want.push("tools"),
+        Input::Generate(g) if !g.suffix.is_empty() => want.push("insert"),
+        _ => {}
+    }
+    let missing: Vec<&str> = want
+        .into_iter()
+        .filter(|w| !capabilities.iter().any(|c| c == w))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(BackendError::Unsupported(format!(
+        "{full_name} does not support {}",
+        missing.join("\n")
+    )))
 }
 
 fn message(m: &ollmlx_infer::Message) -> ChatMessage {
@@ -141,6 +177,74 @@ pub fn done_event(d: Done) -> Event {
             eval_duration: ns(s.eval),
         },
         context: d.context.map(|c| c.into_iter().map(i64::from).collect()),
+    }
+}
+
+/// Turns engine events into `Event`s. Logprobs arrive one token at a time ahead of the text
+/// that contains the token (the detokenizer, stop matcher and parsers may hold text back); they
+/// are attached to the next text delta, and any left at the end go out in one delta before
+/// `Done`, so every streamed chunk carries the logprobs of its own tokens.
+#[derive(Debug, Default)]
+pub struct EventMapper {
+    logprobs: Vec<Logprob>,
+}
+
+impl EventMapper {
+    /// A mapper for one request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events for `e` (none while logprobs wait for their text); `Err` ends the stream.
+    pub fn map(&mut self, e: EngineEvent) -> Result<Vec<Event>, BackendError> {
+        Ok(match e {
+            EngineEvent::Logprobs(l) => {
+                self.logprobs.push(logprob(l));
+                Vec::new()
+            }
+            EngineEvent::Text(content) => vec![Event::Delta {
+                content,
+                thinking: String::new(),
+                logprobs: std::mem::take(&mut self.logprobs),
+            }],
+            EngineEvent::Thinking(thinking) => vec![Event::Delta {
+                content: String::new(),
+                thinking,
+                logprobs: std::mem::take(&mut self.logprobs),
+            }],
+            EngineEvent::ToolCalls(calls) => vec![tool_calls_event(calls)],
+            EngineEvent::Done(d) => {
+                let mut out = Vec::new();
+                if !self.logprobs.is_empty() {
+                    out.push(Event::Delta {
+                        content: String::new(),
+                        thinking: String::new(),
+                        logprobs: std::mem::take(&mut self.logprobs),
+                    });
+                }
+                out.push(done_event(d));
+                out
+            }
+            EngineEvent::Error(e) => return Err(error(e)),
+        })
+    }
+}
+
+fn token_logprob(t: ollmlx_engine::logprobs::TokenLogprob) -> TokenLogprob {
+    TokenLogprob {
+        token: t.token,
+        logprob: t.logprob,
+        bytes: t.bytes,
+    }
+}
+
+fn logprob(l: ollmlx_engine::logprobs::Logprob) -> Logprob {
+    let c = token_logprob(l.chosen);
+    Logprob {
+        token: c.token,
+        logprob: c.logprob,
+        bytes: c.bytes,
+        top_logprobs: l.top.into_iter().map(token_logprob).collect(),
     }
 }
 

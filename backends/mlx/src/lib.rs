@@ -162,24 +162,22 @@ pub(crate) fn generate_on(
             convert::Plan::Generate(g) => engine.generate(*g, tx).map_err(convert::error)?,
             convert::Plan::Unload => engine.unload(&name, tx).map_err(convert::error)?,
         }
-        let stream = futures::stream::unfold(Some(rx), |rx| async move {
-            let mut rx = rx?;
-            match rx.recv().await {
-                Some(EngineEvent::Text(t)) => Some((Ok(ollmlx_infer::Event::content(t)), Some(rx))),
-                Some(EngineEvent::Thinking(t)) => {
-                    Some((Ok(ollmlx_infer::Event::thinking(t)), Some(rx)))
-                }
-                Some(EngineEvent::ToolCalls(calls)) => {
-                    Some((Ok(convert::tool_calls_event(calls)), Some(rx)))
-                }
-                Some(EngineEvent::Done(d)) => Some((Ok(convert::done_event(d)), None)),
-                Some(EngineEvent::Error(e)) => Some((Err(convert::error(e)), None)),
-                None => Some((
-                    Err(BackendError::Internal("the MLX engine stopped".into())),
-                    None,
-                )),
-            }
-        });
+        // Engine events → `Event`s (logprobs ride on the next text delta: convert::EventMapper).
+        let state = Some((rx, convert::EventMapper::new()));
+        let stream = futures::stream::unfold(state, |state| async move {
+            let (mut rx, mut mapper) = state?;
+            let Some(e) = rx.recv().await else {
+                let lost = BackendError::Internal("the MLX engine stopped".into());
+                return Some((vec![Err(lost)], None));
+            };
+            let last = matches!(e, EngineEvent::Done(_) | EngineEvent::Error(_));
+            let events = match mapper.map(e) {
+                Ok(evs) => evs.into_iter().map(Ok).collect(),
+                Err(err) => vec![Err(err)],
+            };
+            Some((events, (!last).then_some((rx, mapper))))
+        })
+        .flat_map(futures::stream::iter);
         Ok(stream.boxed())
     })
 }

@@ -124,6 +124,14 @@ impl Runner for MlxRunner {
             Ok(p) => p,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
+        // Ollama's `tools` / `insert` capability check (the store's capabilities are complete
+        // for GGUF models; safetensors templates are only known to the engine).
+        if model.format == "gguf" {
+            let name = model.name.to_string();
+            if let Err(e) = crate::convert::check_capabilities(&req, &name, &model.capabilities) {
+                return Box::pin(async move { Err(e) });
+            }
+        }
         if let Ok(mut s) = self.shown.lock() {
             s.insert(
                 model.display_name.clone(),

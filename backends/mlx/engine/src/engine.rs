@@ -84,6 +84,9 @@ pub enum EngineEvent {
     Thinking(String),
     /// Complete tool calls parsed from the output.
     ToolCalls(Vec<crate::tools::ToolCall>),
+    /// Log probabilities of the next generated token (requests with logprobs); sent before
+    /// the text that contains it.
+    Logprobs(crate::logprobs::Logprob),
     /// Finished.
     Done(generate::Done),
     /// Failed (terminal).

@@ -71,6 +71,10 @@ pub struct GenerateRequest {
     /// Prompt text already rendered by the model's Go TEMPLATE (Ollama-style); the Jinja chat
     /// template is skipped when set.
     pub rendered: Option<String>,
+    /// Constrain the output to JSON / a JSON schema (`format`).
+    pub format: Option<crate::constrain::FormatSpec>,
+    /// Report per-token logprobs with this many alternatives (`None` = no logprobs).
+    pub logprobs: Option<usize>,
 }
 
 impl GenerateRequest {
@@ -90,6 +94,8 @@ impl GenerateRequest {
             think: None,
             relax_thinking: false,
             rendered: None,
+            format: None,
+            logprobs: None,
         }
     }
 }
@@ -292,13 +298,27 @@ pub(crate) fn run(
 
     let decode_start = Instant::now();
     let mut sampler = Sampler::new(req.sampler.clone());
+    // `format` / logprobs hook at the sampling call site (crate::constrain_step).
+    let mut guide = crate::constrain_step::Guide::new(
+        m,
+        req.format.as_ref(),
+        req.logprobs,
+        thinking_on,
+        &text,
+    )?;
     let mut history = ids.clone();
     let mut detok = Detokenizer::new();
     let mut stop = StopMatcher::new(&req.stop);
     let mut generated = 0usize;
     let reason = loop {
         let mut row = logits_row(&logits)?;
-        let tok = sampler.sample(&mut row, &history);
+        let tok = match &mut guide {
+            None => sampler.sample(&mut row, &history),
+            Some(g) => match g.sample(&mut sampler, row, &history, reply)? {
+                Some(t) => t,
+                None => break FinishReason::Stop,
+            },
+        };
         if m.tokenizer.eos_ids.contains(&tok) {
             break FinishReason::Stop;
         }
@@ -310,6 +330,11 @@ pub(crate) fn run(
         }
         if out.stopped {
             break FinishReason::Stop;
+        }
+        if let Some(g) = &mut guide {
+            if g.accept(tok)? {
+                break FinishReason::Stop; // the JSON value is complete
+            }
         }
         if req.num_predict.is_some_and(|n| generated >= n) || history.len() >= num_ctx {
             break FinishReason::Length;

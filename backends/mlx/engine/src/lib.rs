@@ -6,10 +6,14 @@
 //! template, tokenizes, prefills, samples and streams [`EngineEvent`]s back on the request's own
 //! channel; dropping the receiver cancels the request at the next decode step.
 
+pub mod constrain;
+pub mod constrain_step;
+pub mod constrain_vocab;
 pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod logprobs;
 pub mod output;
 pub mod sampler;
 pub mod stop;
@@ -18,6 +22,7 @@ pub mod thinking;
 pub mod tokenizer;
 pub mod tools;
 
+pub use constrain::FormatSpec;
 pub use engine::{
     DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
 };
