@@ -383,4 +383,109 @@ mod tests {
         r.relax_thinking = false;
         assert!(plan(&r, mref(), None).is_ok());
     }
+
+    #[test]
+    fn format_and_logprobs_map_onto_the_engine_request() {
+        let mut r = chat("hi");
+        r.format = Some(Format::Schema(serde_json::json!({"type": "object"})));
+        r.logprobs = true;
+        r.top_logprobs = 3;
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!(
+            g.format,
+            Some(FormatSpec::Schema(serde_json::json!({"type": "object"})))
+        );
+        assert_eq!(g.logprobs, Some(3));
+        r.format = Some(Format::Json);
+        r.logprobs = false;
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!(g.format, Some(FormatSpec::Json));
+        assert_eq!(g.logprobs, None, "top_logprobs alone asks for nothing");
+    }
+
+    #[test]
+    fn tools_and_suffix_need_their_capabilities_with_upstreams_full_name_message() {
+        let full = "registry.ollama.ai/library/smollm2:latest";
+        let mut r = chat("hi");
+        r.input = Input::Chat(ChatInput {
+            messages: vec![],
+            tools: vec![serde_json::json!({"type": "function", "function": {"name": "f"}})],
+        });
+        let caps = ["completion".to_string()];
+        assert_eq!(
+            check_capabilities(&r, full, &caps).unwrap_err(),
+            BackendError::Unsupported(format!("{full} does not support tools"))
+        );
+        let with_tools = ["completion".to_string(), "tools".to_string()];
+        assert!(check_capabilities(&r, full, &with_tools).is_ok());
+        r.input = Input::Generate(GenerateInput {
+            prompt: "def f(".into(),
+            suffix: "return x".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            check_capabilities(&r, full, &caps).unwrap_err(),
+            BackendError::Unsupported(format!("{full} does not support insert"))
+        );
+        assert!(check_capabilities(&chat("plain"), full, &caps).is_ok());
+    }
+
+    fn lp(token: &str, logprob: f64) -> ollmlx_engine::logprobs::Logprob {
+        let t = ollmlx_engine::logprobs::TokenLogprob {
+            id: 1,
+            token: token.into(),
+            bytes: token.as_bytes().to_vec(),
+            logprob,
+        };
+        ollmlx_engine::logprobs::Logprob {
+            chosen: t.clone(),
+            top: vec![t],
+        }
+    }
+
+    #[test]
+    fn logprobs_ride_on_the_next_text_delta_and_leftovers_precede_done() {
+        let mut m = EventMapper::new();
+        assert!(m
+            .map(EngineEvent::Logprobs(lp("Par", -0.1)))
+            .unwrap()
+            .is_empty());
+        assert!(m
+            .map(EngineEvent::Logprobs(lp("is", -0.2)))
+            .unwrap()
+            .is_empty());
+        let evs = m.map(EngineEvent::Text("Paris".into())).unwrap();
+        let [Event::Delta {
+            content, logprobs, ..
+        }] = &evs[..]
+        else {
+            panic!("{evs:?}")
+        };
+        assert_eq!(content, "Paris");
+        assert_eq!(logprobs.len(), 2);
+        assert_eq!(logprobs[0].token, "Par");
+        assert_eq!(logprobs[0].bytes, b"Par");
+        assert_eq!(logprobs[1].top_logprobs[0].logprob, -0.2);
+        // A token whose text is still held back (e.g. a partial stop string) at the end.
+        m.map(EngineEvent::Logprobs(lp(".", -0.3))).unwrap();
+        let evs = m
+            .map(EngineEvent::Done(Done {
+                reason: FinishReason::Stop,
+                stats: Default::default(),
+                context: None,
+            }))
+            .unwrap();
+        assert!(
+            matches!(&evs[0], Event::Delta { content, logprobs, .. } if content.is_empty() && logprobs.len() == 1)
+        );
+        assert!(matches!(evs[1], Event::Done { .. }));
+        let e = m
+            .map(EngineEvent::Error(EngineError::Overloaded))
+            .unwrap_err();
+        assert_eq!(e, BackendError::Overloaded);
+    }
 }
