@@ -216,16 +216,23 @@ pub struct Report {
 
 /// Run fixture `name` (e.g. `"llama-bf16"`) at `precision` and assert parity with mlx-lm.
 pub fn check(name: &str, precision: Precision) -> Report {
+    check_path(name, &fixture_dir(name), precision)
+}
+
+/// Load the model at `path` (a fixture directory, or the same weights in another container such
+/// as GGUF) and hold it to the golden record of fixture `name`.
+pub fn check_path(name: &str, path: &Path, precision: Precision) -> Report {
     let g = golden(name);
+    let file = path.file_name().unwrap_or_default().to_string_lossy();
     let label = format!(
-        "parity {name} ({} {}, {:?} vs mlx-lm {} record)",
+        "parity {name} [{file}] ({} {}, {:?} vs mlx-lm {} record)",
         g.family,
         g.architecture,
         precision,
         precision.record()
     );
-    let loaded = load(&fixture_dir(name), precision.options())
-        .unwrap_or_else(|e| panic!("{label}: load failed: {e}"));
+    let loaded =
+        load(path, precision.options()).unwrap_or_else(|e| panic!("{label}: load failed: {e}"));
     let model = loaded.model.as_ref();
     let mut report = Report::default();
     for (pi, p) in g.prompts.iter().enumerate() {
