@@ -56,6 +56,9 @@ pub struct Gemma3Config {
     pub rope_scaling: RopeScaling,
     /// `tanh(x / c) * c` on the logits when set.
     pub final_logit_softcapping: Option<f32>,
+    /// Explicit per-layer choice (GGUF `attention.sliding_window_pattern` as a bool array);
+    /// overrides `sliding_window_pattern`.
+    pub layer_sliding: Option<Vec<bool>>,
 }
 
 /// Parse a Hugging Face `rope_scaling` object (default, linear, llama3).
@@ -121,11 +124,12 @@ impl Gemma3Config {
             context_length: int("max_position_embeddings", 32768),
             rope_scaling: rope_scaling_from_hf(&t["rope_scaling"])?,
             final_logit_softcapping: t["final_logit_softcapping"].as_f64().map(|v| v as f32),
+            layer_sliding: None,
         })
     }
 
-    /// Read `gemma3.*` GGUF metadata (llama.cpp fixes the local base at 10000 and the pattern
-    /// at 6, and scales queries by `head_dim^-0.5`).
+    /// Read `gemma3.*` GGUF metadata (llama.cpp fixes the local base at 10000 and scales
+    /// queries by `head_dim^-0.5`).
     pub fn from_gguf(meta: &GgufMeta<'_>) -> Result<Self> {
         let num = |k: &str| meta.number(&format!("gemma3.{k}"));
         let req = |k: &str| -> Result<f64> {
@@ -146,6 +150,16 @@ impl Gemma3Config {
             },
             _ => RopeScaling::None,
         };
+        // llama.cpp fixes the pattern at 6 for Gemma 3 unless the file says otherwise (a period,
+        // or one bool per layer, true = sliding).
+        let pattern_key = "gemma3.attention.sliding_window_pattern";
+        let (pattern, layer_sliding) = match meta.number(pattern_key)? {
+            Some(p) => (p as i32, None),
+            None => match meta.ints(pattern_key)? {
+                Some(v) if !v.is_empty() => (6, Some(v.iter().map(|&b| b != 0).collect())),
+                _ => (6, None),
+            },
+        };
         Ok(Gemma3Config {
             hidden_size: hidden,
             num_layers: req("block_count")? as i32,
@@ -159,15 +173,19 @@ impl Gemma3Config {
             rope_local_base_freq: 10_000.0,
             query_pre_attn_scalar: head_dim as f32,
             sliding_window: num("attention.sliding_window")?.map_or(512, |v| v as i32),
-            sliding_window_pattern: 6,
+            sliding_window_pattern: pattern,
             context_length: num("context_length")?.map_or(32768, |v| v as i32),
             rope_scaling: scaling,
             final_logit_softcapping: num("final_logit_softcapping")?.map(|v| v as f32),
+            layer_sliding,
         })
     }
 
     /// Whether layer `i` attends through the sliding window.
     pub fn is_sliding(&self, i: i32) -> bool {
+        if let Some(v) = &self.layer_sliding {
+            return v.get(i as usize).copied().unwrap_or(false);
+        }
         (i + 1) % self.sliding_window_pattern.max(1) != 0
     }
 }

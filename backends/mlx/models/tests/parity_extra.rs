@@ -14,8 +14,11 @@
 
 mod common;
 
+use std::collections::HashMap;
+
 use common::{check, fixture_dir, full_forward, golden, greedy_cached, Precision};
-use mlx_rs::Dtype;
+use mlx_rs::io::{GgufFile, GgufMetadataValue};
+use mlx_rs::{Array, Dtype};
 use ollmlx_models::{load, LoadOptions};
 
 macro_rules! parity {
@@ -75,4 +78,189 @@ fn qwen3_moe_bf16_native_runs_on_cpu_and_matches_the_f32_record() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GGUF paths: each bf16 fixture re-written as a GGUF file with llama.cpp's tensor names and
+// metadata keys (Gemma norms stored as 1+w, phi3's fused `attn_qkv`/`ffn_up` and
+// `rope_factors_long`, qwen3moe's `ffn_*_exps` and `ffn_gate_inp`), loaded through the GGUF
+// loader, must give the same logits as the safetensors load.
+
+fn gguf_tensor_name(hf: &str, arch: &str) -> String {
+    let (stem, suffix) = hf.rsplit_once('.').expect("tensor name with suffix");
+    let mapped = match stem {
+        "model.embed_tokens" => "token_embd".to_string(),
+        "model.norm" => "output_norm".to_string(),
+        "lm_head" => "output".to_string(),
+        _ => {
+            let rest = stem.strip_prefix("model.layers.").expect("layer tensor");
+            let (n, part) = rest.split_once('.').expect("layer part");
+            let g = match part {
+                "input_layernorm" => "attn_norm",
+                "post_attention_layernorm" if arch == "gemma3" => "post_attention_norm",
+                "post_attention_layernorm" => "ffn_norm",
+                "pre_feedforward_layernorm" => "ffn_norm",
+                "post_feedforward_layernorm" => "post_ffw_norm",
+                "self_attn.q_proj" => "attn_q",
+                "self_attn.k_proj" => "attn_k",
+                "self_attn.v_proj" => "attn_v",
+                "self_attn.o_proj" => "attn_output",
+                "self_attn.qkv_proj" => "attn_qkv",
+                "self_attn.q_norm" => "attn_q_norm",
+                "self_attn.k_norm" => "attn_k_norm",
+                "mlp.gate_proj" => "ffn_gate",
+                "mlp.up_proj" | "mlp.gate_up_proj" => "ffn_up",
+                "mlp.down_proj" => "ffn_down",
+                "mlp.gate" => "ffn_gate_inp",
+                "mlp.switch_mlp.gate_proj" => "ffn_gate_exps",
+                "mlp.switch_mlp.up_proj" => "ffn_up_exps",
+                "mlp.switch_mlp.down_proj" => "ffn_down_exps",
+                other => panic!("no GGUF name for {other}"),
+            };
+            format!("blk.{n}.{g}")
+        }
+    };
+    format!("{mapped}.{suffix}")
+}
+
+enum Meta {
+    I(i32),
+    F(f32),
+}
+
+/// Write fixture `name` as `<tmp>/ollmlx-parity-<name>.gguf` and compare both loads.
+fn gguf_matches_safetensors(
+    name: &str,
+    arch: &str,
+    meta: &[(&str, Meta)],
+    extra: &[(&str, Array)],
+) {
+    let dir = fixture_dir(name);
+    let mut tensors: HashMap<String, Array> = HashMap::new();
+    for entry in std::fs::read_dir(&dir).expect("fixture dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "safetensors") {
+            tensors.extend(Array::load_safetensors(&path).expect("safetensors"));
+        }
+    }
+    let mut file = GgufFile::new().expect("gguf");
+    file.insert_metadata("general.architecture", arch)
+        .expect("arch");
+    for (k, v) in meta {
+        let value = match v {
+            Meta::I(i) => GgufMetadataValue::from(Array::from_int(*i)),
+            Meta::F(f) => GgufMetadataValue::from(Array::from_f32(*f)),
+        };
+        file.insert_metadata(format!("{arch}.{k}"), value)
+            .expect("metadata");
+    }
+    let mut names: Vec<_> = tensors.keys().cloned().collect();
+    names.sort();
+    for hf in names {
+        let mut a = tensors[&hf].as_dtype(Dtype::Float32).expect("f32");
+        if arch == "gemma3" && hf.ends_with("norm.weight") {
+            // llama.cpp's converter stores Gemma's RMSNorm gains as 1 + w.
+            a = a.add(Array::from_f32(1.0)).expect("+1");
+        }
+        file.insert_array(gguf_tensor_name(&hf, arch), &a)
+            .expect("tensor");
+    }
+    for (k, a) in extra {
+        file.insert_array(k, a).expect("extra tensor");
+    }
+    let path = std::env::temp_dir().join(format!("ollmlx-parity-{name}.gguf"));
+    file.save(&path).expect("save gguf");
+    drop(file);
+
+    let opts = LoadOptions::for_device(true);
+    let from_gguf = load(&path, opts).expect("load gguf").model;
+    let from_st = load(&dir, opts).expect("load safetensors").model;
+    let g = golden(name);
+    for p in &g.prompts {
+        let a = full_forward(from_gguf.as_ref(), &p.prompt);
+        let b = full_forward(from_st.as_ref(), &p.prompt);
+        let d = a
+            .iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-4, "{name}: GGUF vs safetensors logits differ by {d}");
+        let (ours, _) = greedy_cached(from_gguf.as_ref(), &p.prompt, g.gen_tokens);
+        assert_eq!(ours, p.f32.tokens, "{name}: GGUF greedy tokens");
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn gemma3_gguf_names_and_metadata_load_like_the_safetensors_checkpoint() {
+    use Meta::*;
+    gguf_matches_safetensors(
+        "gemma3_text-bf16",
+        "gemma3",
+        &[
+            ("embedding_length", I(64)),
+            ("block_count", I(4)),
+            ("feed_forward_length", I(128)),
+            ("attention.head_count", I(4)),
+            ("attention.head_count_kv", I(1)),
+            ("attention.key_length", I(16)),
+            ("attention.layer_norm_rms_epsilon", F(1e-6)),
+            ("rope.freq_base", F(1_000_000.0)),
+            ("attention.sliding_window", I(5)),
+            ("attention.sliding_window_pattern", I(2)),
+            ("context_length", I(2048)),
+            ("vocab_size", I(512)),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn phi3_gguf_fused_tensors_and_longrope_factors_load_like_the_safetensors_checkpoint() {
+    use Meta::*;
+    let long = Array::from_slice(&[1.0f32, 2.0, 4.0, 8.0], &[4]);
+    gguf_matches_safetensors(
+        "phi3-bf16",
+        "phi3",
+        &[
+            ("embedding_length", I(64)),
+            ("block_count", I(2)),
+            ("feed_forward_length", I(128)),
+            ("attention.head_count", I(4)),
+            ("attention.head_count_kv", I(4)),
+            ("attention.layer_norm_rms_epsilon", F(1e-5)),
+            ("rope.freq_base", F(10000.0)),
+            ("rope.dimension_count", I(8)),
+            ("context_length", I(1024)),
+            ("rope.scaling.original_context_length", I(256)),
+            ("vocab_size", I(512)),
+        ],
+        &[("rope_factors_long.weight", long)],
+    );
+}
+
+#[test]
+fn qwen3moe_gguf_expert_tensors_load_like_the_safetensors_checkpoint() {
+    use Meta::*;
+    gguf_matches_safetensors(
+        "qwen3_moe-bf16",
+        "qwen3moe",
+        &[
+            ("embedding_length", I(64)),
+            ("block_count", I(2)),
+            ("feed_forward_length", I(128)),
+            ("expert_feed_forward_length", I(64)),
+            ("attention.head_count", I(4)),
+            ("attention.head_count_kv", I(2)),
+            ("attention.key_length", I(16)),
+            ("expert_count", I(4)),
+            ("expert_used_count", I(2)),
+            ("attention.layer_norm_rms_epsilon", F(1e-6)),
+            ("rope.freq_base", F(1_000_000.0)),
+            ("context_length", I(2048)),
+            ("vocab_size", I(512)),
+        ],
+        &[],
+    );
 }
