@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use mlx_rs::{Device, DeviceType};
-use ollmlx_models::{KvCache, LoadOptions, Model};
+use ollmlx_models::{KvCache, KvQuant, LoadOptions, Model};
 use tokio::sync::mpsc::Sender;
 
 use crate::embed::{EmbedJob, EmbedOutput};
 use crate::error::EngineError;
 use crate::generate::{self, GenerateRequest};
+use crate::prefix_cache::{PrefixCache, PrefixCacheStats, PrefixCounters, PrefixKey};
 use crate::template::{ChatTemplate, FALLBACK_TEMPLATE};
 use crate::tokenizer::Tokenizer;
 
@@ -43,6 +44,14 @@ pub struct EngineConfig {
     pub max_loaded: usize,
     /// Keep-alive when a request does not say (Ollama: 5 minutes).
     pub default_keep_alive: KeepAlive,
+    /// Prefill chunk in tokens (a request's larger `num_batch` wins). Default 2048.
+    pub prefill_chunk: usize,
+    /// KV-cache type, Ollama's `OLLAMA_KV_CACHE_TYPE`: `f16` (default, unquantized: the compute
+    /// dtype), `q8_0` (8-bit) or `q4_0` (4-bit) MLX affine quantization. Unknown values fall
+    /// back to unquantized, as Ollama does.
+    pub kv_cache_type: String,
+    /// Byte budget of each resident model's prefix cache (KV snapshots); 0 disables it.
+    pub prefix_cache_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +62,9 @@ impl Default for EngineConfig {
             load: None,
             max_loaded: 1,
             default_keep_alive: KeepAlive::For(Duration::from_secs(300)),
+            prefill_chunk: 2048,
+            kv_cache_type: String::new(),
+            prefix_cache_bytes: 1 << 30,
         }
     }
 }
@@ -84,9 +96,6 @@ pub enum EngineEvent {
     Thinking(String),
     /// Complete tool calls parsed from the output.
     ToolCalls(Vec<crate::tools::ToolCall>),
-    /// Log probabilities of the next generated token (requests with logprobs); sent before
-    /// the text that contains it.
-    Logprobs(crate::logprobs::Logprob),
     /// Finished.
     Done(generate::Done),
     /// Failed (terminal).
@@ -125,6 +134,7 @@ pub struct Engine {
     tx: SyncSender<Command>,
     status: Arc<Mutex<Vec<LoadedInfo>>>,
     device: Arc<str>,
+    prefix_counters: Arc<PrefixCounters>,
     _guard: Arc<ShutdownGuard>,
 }
 
@@ -157,6 +167,8 @@ impl Engine {
         let status = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let st = status.clone();
+        let counters = Arc::new(PrefixCounters::default());
+        let pc = counters.clone();
         let thread = std::thread::Builder::new()
             .name("ollmlx-mlx-engine".into())
             .spawn(move || {
@@ -173,6 +185,7 @@ impl Engine {
                     device,
                     models: HashMap::new(),
                     status: st,
+                    prefix_counters: pc,
                 }
                 .run(rx);
             })
@@ -182,6 +195,7 @@ impl Engine {
             tx: tx.clone(),
             status,
             device: device.into(),
+            prefix_counters: counters,
             _guard: Arc::new(ShutdownGuard {
                 tx,
                 thread: Mutex::new(Some(thread)),
@@ -212,6 +226,12 @@ impl Engine {
     /// Unload a model (a `Done` with reason `Unload` arrives on `reply`).
     pub fn unload(&self, name: &str, reply: Sender<EngineEvent>) -> Result<(), EngineError> {
         self.send(Command::Unload(name.to_string(), reply))
+    }
+
+    /// Prefix-cache counters over all models (hits, misses, reused/prefilled tokens,
+    /// evictions, bytes and snapshots held), for telemetry.
+    pub fn prefix_cache_stats(&self) -> PrefixCacheStats {
+        self.prefix_counters.snapshot()
     }
 
     /// Models currently resident.
@@ -251,8 +271,38 @@ pub(crate) struct Resident {
     /// Caches and the tokens whose keys/values they hold (prompt-prefix reuse).
     pub(crate) caches: Vec<KvCache>,
     pub(crate) cached_tokens: Vec<u32>,
+    /// KV snapshots of earlier requests/conversations of this model, and their key.
+    pub(crate) prefix: PrefixCache,
+    pub(crate) prefix_key: PrefixKey,
+    pub(crate) prefix_counters: Arc<PrefixCounters>,
+    /// Prefill chunk (tokens).
+    pub(crate) prefill_chunk: usize,
+    /// KV-cache quantization.
+    pub(crate) kv_quant: Option<KvQuant>,
     last_used: Instant,
     expires: Option<Instant>,
+}
+
+impl Resident {
+    /// Empty caches with the configured KV quantization.
+    pub(crate) fn fresh_caches(&self) -> Vec<KvCache> {
+        let mut caches = self.model.new_caches();
+        if self.kv_quant.is_some() {
+            caches.iter_mut().for_each(|c| c.set_quant(self.kv_quant));
+        }
+        caches
+    }
+
+    /// Store the live cache as a prefix snapshot (a cheap copy-on-write clone).
+    fn remember_prefix(&mut self) {
+        if !self.cached_tokens.is_empty() {
+            self.prefix.insert(
+                self.prefix_key.clone(),
+                self.cached_tokens.clone(),
+                self.caches.clone(),
+            );
+        }
+    }
 }
 
 struct EngineThread {
@@ -260,6 +310,7 @@ struct EngineThread {
     device: String,
     models: HashMap<String, Resident>,
     status: Arc<Mutex<Vec<LoadedInfo>>>,
+    prefix_counters: Arc<PrefixCounters>,
 }
 
 impl EngineThread {
@@ -335,11 +386,14 @@ impl EngineThread {
             return;
         }
         let result = generate::run(m, &req, &reply, load, t0);
+        if result.is_ok() {
+            m.remember_prefix();
+        }
         let last = match result {
             Ok(Some(done)) => Some(EngineEvent::Done(done)),
             Ok(None) => None, // cancelled: the receiver is gone
             Err(e) => {
-                m.caches = m.model.new_caches();
+                m.caches = m.fresh_caches();
                 m.cached_tokens.clear();
                 Some(EngineEvent::Error(e))
             }
@@ -412,7 +466,7 @@ impl EngineThread {
             .config
             .load
             .unwrap_or_else(|| LoadOptions::for_device(self.device == "cpu"));
-        let resident = load_resident(model, opts)?;
+        let resident = load_resident(model, opts, &self.resident_settings())?;
         self.models.insert(model.name.clone(), resident);
         self.publish();
         Ok(())
@@ -437,7 +491,36 @@ impl EngineThread {
     }
 }
 
-fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, EngineError> {
+/// What a new resident model takes from the engine's configuration.
+struct ResidentSettings {
+    prefill_chunk: usize,
+    kv_quant: Option<KvQuant>,
+    kv_type: String,
+    prefix_cache_bytes: u64,
+    counters: Arc<PrefixCounters>,
+}
+
+impl EngineThread {
+    fn resident_settings(&self) -> ResidentSettings {
+        let kv_quant = KvQuant::from_ollama_type(&self.config.kv_cache_type).unwrap_or(None);
+        ResidentSettings {
+            prefill_chunk: self.config.prefill_chunk.max(1),
+            kv_quant,
+            kv_type: match kv_quant {
+                Some(q) => format!("q{}_0", q.bits),
+                None => "f16".into(),
+            },
+            prefix_cache_bytes: self.config.prefix_cache_bytes,
+            counters: self.prefix_counters.clone(),
+        }
+    }
+}
+
+fn load_resident(
+    model: &ModelRef,
+    opts: LoadOptions,
+    settings: &ResidentSettings,
+) -> Result<Resident, EngineError> {
     let loaded = ollmlx_models::load(&model.path, opts)?;
     let (tokenizer, template_src) = match &loaded.gguf {
         Some(file) => {
@@ -455,6 +538,12 @@ fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, Engine
     drop(loaded.gguf);
     let template_src = template_src.as_deref().unwrap_or(FALLBACK_TEMPLATE);
     let template = ChatTemplate::new(template_src)?;
+    let template_hash = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        template_src.hash(&mut h);
+        h.finish()
+    };
     let thinks = crate::thinking::template_thinks(template_src);
     let tool_format = crate::tools::ToolFormat::detect(template_src);
     let model_box = loaded.model;
@@ -466,9 +555,24 @@ fn load_resident(model: &ModelRef, opts: LoadOptions) -> Result<Resident, Engine
         context_length: model_box.info().context_length.max(0) as u64,
         architecture: model_box.info().architecture.clone(),
     };
+    let prefix_key = PrefixKey {
+        model: format!("{}:{}", model.path.display(), disk_size(&model.path)),
+        adapter: None,
+        template: template_hash,
+        kv_type: settings.kv_type.clone(),
+    };
+    let mut caches = model_box.new_caches();
+    caches
+        .iter_mut()
+        .for_each(|c| c.set_quant(settings.kv_quant));
     Ok(Resident {
         info,
-        caches: model_box.new_caches(),
+        caches,
+        prefix: PrefixCache::new(settings.prefix_cache_bytes, settings.counters.clone()),
+        prefix_key,
+        prefix_counters: settings.counters.clone(),
+        prefill_chunk: settings.prefill_chunk,
+        kv_quant: settings.kv_quant,
         model: model_box,
         tokenizer,
         template,

@@ -71,10 +71,6 @@ pub struct GenerateRequest {
     /// Prompt text already rendered by the model's Go TEMPLATE (Ollama-style); the Jinja chat
     /// template is skipped when set.
     pub rendered: Option<String>,
-    /// Constrain the output to JSON / a JSON schema (`format`).
-    pub format: Option<crate::constrain::FormatSpec>,
-    /// Report per-token logprobs with this many alternatives (`None` = no logprobs).
-    pub logprobs: Option<usize>,
 }
 
 impl GenerateRequest {
@@ -94,8 +90,6 @@ impl GenerateRequest {
             think: None,
             relax_thinking: false,
             rendered: None,
-            format: None,
-            logprobs: None,
         }
     }
 }
@@ -263,33 +257,43 @@ pub(crate) fn run(
         ids.drain(..ids.len() - (num_ctx - 1));
     }
 
-    // Prompt-prefix reuse: keep the cached keys/values of the common prefix.
-    let mut common = m
-        .cached_tokens
-        .iter()
-        .zip(&ids)
-        .take_while(|(a, b)| a == b)
-        .count();
-    if common == ids.len() {
-        common -= 1; // at least one token must be evaluated to get logits
+    // Prompt-prefix reuse: the live cache (the last request) or, when longer, a snapshot from
+    // the prefix cache (another conversation of this model). At least one token is evaluated
+    // to get logits.
+    let max_reuse = ids.len() - 1;
+    let live = crate::prefix_cache::common_prefix(&m.cached_tokens, &ids).min(max_reuse);
+    let key = m.prefix_key.clone();
+    if let Some(hit) = m.prefix.lookup(&key, &ids, live + 1) {
+        if hit.common.min(max_reuse) > live {
+            m.caches = hit.caches;
+            m.cached_tokens = ids[..hit.common].to_vec();
+        }
     }
+    let common = crate::prefix_cache::common_prefix(&m.cached_tokens, &ids).min(max_reuse);
     if common == 0 {
-        m.caches = m.model.new_caches();
+        m.caches = m.fresh_caches();
     } else {
         m.caches.iter_mut().for_each(|c| c.truncate(common as i32));
     }
     m.cached_tokens.truncate(common);
+    m.prefix_counters.record(common, ids.len() - common);
 
+    // Chunked prefill: each chunk is evaluated (bounding the graph and the attention scores)
+    // and gives the client a chance to cancel.
     let prefill_start = Instant::now();
+    let chunk = req.num_batch.max(m.prefill_chunk).max(1);
     let mut logits = None;
-    for chunk in ids[common..].chunks(req.num_batch.max(1)) {
-        let l = forward(m, chunk)?;
+    for part in ids[common..].chunks(chunk) {
+        let l = forward(m, part)?;
         l.eval()?;
-        m.cached_tokens.extend_from_slice(chunk);
+        m.cached_tokens.extend_from_slice(part);
         logits = Some(l);
         if reply.is_closed() {
             return Ok(None);
         }
+    }
+    if ids.len() - common > chunk {
+        mlx_rs::memory::clear_cache()?;
     }
     let mut logits =
         logits.ok_or_else(|| EngineError::InvalidRequest("nothing to evaluate".into()))?;
@@ -298,32 +302,58 @@ pub(crate) fn run(
 
     let decode_start = Instant::now();
     let mut sampler = Sampler::new(req.sampler.clone());
-    // `format` / logprobs hook at the sampling call site (crate::constrain_step).
-    let mut guide = crate::constrain_step::Guide::new(
-        m,
-        req.format.as_ref(),
-        req.logprobs,
-        thinking_on,
-        &text,
-    )?;
     let mut history = ids.clone();
     let mut detok = Detokenizer::new();
     let mut stop = StopMatcher::new(&req.stop);
     let mut generated = 0usize;
+    // Greedy decoding without penalties picks the token on the device, so step t+1 can be
+    // scheduled (async_eval) before step t's token is read: the host's per-token work overlaps
+    // the next forward pass. Sampling on the host needs the logits first.
+    let device_greedy = sampler_runs_on_device(&req.sampler);
+    let mut pending = if device_greedy {
+        let t = next_token(&logits)?;
+        mlx_rs::transforms::async_eval([&t])?;
+        Some(t)
+    } else {
+        None
+    };
     let reason = loop {
-        let mut row = logits_row(&logits)?;
-        let tok = match &mut guide {
-            None => sampler.sample(&mut row, &history),
-            Some(g) => match g.sample(&mut sampler, row, &history, reply)? {
-                Some(t) => t,
-                None => break FinishReason::Stop,
-            },
+        let (tok, ahead) = match pending.take() {
+            Some(t) => {
+                // Schedule the next step unless this token is known to be the last one.
+                let last = req.num_predict.is_some_and(|n| generated + 1 >= n)
+                    || history.len() + 1 >= num_ctx;
+                let ahead = if last {
+                    None
+                } else {
+                    let l =
+                        m.model
+                            .forward(&t.reshape(&[1, 1])?, &mut m.caches, LogitsMode::Last)?;
+                    let n = next_token(&l)?;
+                    mlx_rs::transforms::async_eval([&n])?;
+                    Some(n)
+                };
+                let tok = t
+                    .try_item_exact::<u32>()
+                    .map_err(|e| EngineError::Model(e.to_string()))?;
+                if ahead.is_some() {
+                    m.cached_tokens.push(tok);
+                }
+                (tok, ahead)
+            }
+            None => {
+                let mut row = logits_row(&logits)?;
+                (sampler.sample(&mut row, &history), None)
+            }
         };
         if m.tokenizer.eos_ids.contains(&tok) {
             break FinishReason::Stop;
         }
         history.push(tok);
         generated += 1;
+        if generated.is_multiple_of(CLEAR_CACHE_EVERY) {
+            mlx_rs::memory::clear_cache()?;
+        }
         let out = stop.push(&detok.push(&m.tokenizer, tok)?);
         if !send_all(reply, output.push(&out.emit)) {
             return Ok(None);
@@ -331,19 +361,25 @@ pub(crate) fn run(
         if out.stopped {
             break FinishReason::Stop;
         }
-        if let Some(g) = &mut guide {
-            if g.accept(tok)? {
-                break FinishReason::Stop; // the JSON value is complete
-            }
-        }
         if req.num_predict.is_some_and(|n| generated >= n) || history.len() >= num_ctx {
             break FinishReason::Length;
         }
         if reply.is_closed() {
             return Ok(None);
         }
-        logits = forward(m, &[tok])?;
-        m.cached_tokens.push(tok);
+        if device_greedy {
+            pending = match ahead {
+                Some(n) => Some(n),
+                None => {
+                    let l = forward(m, &[tok])?;
+                    m.cached_tokens.push(tok);
+                    Some(next_token(&l)?)
+                }
+            };
+        } else {
+            logits = forward(m, &[tok])?;
+            m.cached_tokens.push(tok);
+        }
     };
     if !stop.is_finished() {
         let tail = stop.push(&detok.flush(&m.tokenizer)?);
@@ -378,6 +414,22 @@ fn forward(m: &mut Resident, tokens: &[u32]) -> Result<Array, EngineError> {
     let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
     let input = Array::from_slice(&ids, &[1, ids.len() as i32]);
     Ok(m.model.forward(&input, &mut m.caches, LogitsMode::Last)?)
+}
+
+/// Decode steps between releases of MLX's buffer cache.
+const CLEAR_CACHE_EVERY: usize = 256;
+
+/// Whether the next token can be chosen on the device: greedy and no penalty that needs the
+/// history on the host.
+fn sampler_runs_on_device(c: &SamplerConfig) -> bool {
+    c.temperature <= 0.0
+        && (c.repeat_last_n == 0
+            || (c.repeat_penalty == 1.0 && c.presence_penalty == 0.0 && c.frequency_penalty == 0.0))
+}
+
+/// Argmax of the logits of one position (`[1, 1, vocab]`), as a lazy `[1, 1]` token.
+fn next_token(logits: &Array) -> Result<Array, EngineError> {
+    Ok(mlx_rs::ops::indexing::argmax_axis(logits, -1, false)?)
 }
 
 fn logits_row(logits: &Array) -> Result<Vec<f32>, EngineError> {

@@ -287,6 +287,28 @@ mod tests {
     }
 
     #[test]
+    fn quantized_cache_accepts_transposed_heads_like_attention_produces() {
+        // Attention hands over `[B, L, H, D]` projections transposed to `[B, H, L, D]` views.
+        let (l, h, d) = (5usize, 3usize, 64usize);
+        let v: Vec<f32> = (0..l * h * d)
+            .map(|i| ((i * 31 % 29) as f32 - 14.0) / 5.0)
+            .collect();
+        let x = Array::from_slice(&v, &[1, l as i32, h as i32, d as i32])
+            .transpose_axes(&[0, 2, 1, 3])
+            .unwrap();
+        let want = x.contiguous().unwrap();
+        let mut c = KvCache::with_quant(Some(KvQuant {
+            bits: 8,
+            group_size: 32,
+        }));
+        let (k, _) = c.update(&x, &x).unwrap();
+        let (k, want) = (k.contiguous().unwrap(), want);
+        for (a, b) in k.as_slice::<f32>().iter().zip(want.as_slice::<f32>()) {
+            assert!((a - b).abs() <= 0.03, "{a} vs {b}");
+        }
+    }
+
+    #[test]
     fn ollama_kv_cache_types_map_to_bits() {
         assert_eq!(KvQuant::from_ollama_type("").unwrap(), None);
         assert_eq!(KvQuant::from_ollama_type("f16").unwrap(), None);
