@@ -96,6 +96,9 @@ pub enum EngineEvent {
     Thinking(String),
     /// Complete tool calls parsed from the output.
     ToolCalls(Vec<crate::tools::ToolCall>),
+    /// Log probabilities of the next generated token (requests with logprobs); sent before
+    /// the text that contains it.
+    Logprobs(crate::logprobs::Logprob),
     /// Finished.
     Done(generate::Done),
     /// Failed (terminal).
@@ -562,9 +565,7 @@ fn load_resident(
         kv_type: settings.kv_type.clone(),
     };
     let mut caches = model_box.new_caches();
-    caches
-        .iter_mut()
-        .for_each(|c| c.set_quant(settings.kv_quant));
+    caches.iter_mut().for_each(|c| c.set_quant(settings.kv_quant));
     Ok(Resident {
         info,
         caches,

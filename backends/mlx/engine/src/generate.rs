@@ -71,6 +71,10 @@ pub struct GenerateRequest {
     /// Prompt text already rendered by the model's Go TEMPLATE (Ollama-style); the Jinja chat
     /// template is skipped when set.
     pub rendered: Option<String>,
+    /// Constrain the output to JSON / a JSON schema (`format`).
+    pub format: Option<crate::constrain::FormatSpec>,
+    /// Report per-token logprobs with this many alternatives (`None` = no logprobs).
+    pub logprobs: Option<usize>,
 }
 
 impl GenerateRequest {
@@ -90,6 +94,8 @@ impl GenerateRequest {
             think: None,
             relax_thinking: false,
             rendered: None,
+            format: None,
+            logprobs: None,
         }
     }
 }
@@ -309,7 +315,15 @@ pub(crate) fn run(
     // Greedy decoding without penalties picks the token on the device, so step t+1 can be
     // scheduled (async_eval) before step t's token is read: the host's per-token work overlaps
     // the next forward pass. Sampling on the host needs the logits first.
-    let device_greedy = sampler_runs_on_device(&req.sampler);
+    // `format` / logprobs hook at the sampling call site (crate::constrain_step).
+    let mut guide = crate::constrain_step::Guide::new(
+        m,
+        req.format.as_ref(),
+        req.logprobs,
+        thinking_on,
+        &text,
+    )?;
+    let device_greedy = sampler_runs_on_device(&req.sampler) && guide.is_none();
     let mut pending = if device_greedy {
         let t = next_token(&logits)?;
         mlx_rs::transforms::async_eval([&t])?;
@@ -343,7 +357,13 @@ pub(crate) fn run(
             }
             None => {
                 let mut row = logits_row(&logits)?;
-                (sampler.sample(&mut row, &history), None)
+                match &mut guide {
+                    None => (sampler.sample(&mut row, &history), None),
+                    Some(g) => match g.sample(&mut sampler, row, &history, reply)? {
+                        Some(t) => (t, None),
+                        None => break FinishReason::Stop,
+                    },
+                }
             }
         };
         if m.tokenizer.eos_ids.contains(&tok) {
@@ -360,6 +380,11 @@ pub(crate) fn run(
         }
         if out.stopped {
             break FinishReason::Stop;
+        }
+        if let Some(g) = &mut guide {
+            if g.accept(tok)? {
+                break FinishReason::Stop; // the JSON value is complete
+            }
         }
         if req.num_predict.is_some_and(|n| generated >= n) || history.len() >= num_ctx {
             break FinishReason::Length;

@@ -6,10 +6,14 @@
 //! template, tokenizes, prefills, samples and streams [`EngineEvent`]s back on the request's own
 //! channel; dropping the receiver cancels the request at the next decode step.
 
+pub mod constrain;
+pub mod constrain_step;
+pub mod constrain_vocab;
 pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod logprobs;
 pub mod output;
 pub mod prefix_cache;
 pub mod sampler;
@@ -19,11 +23,12 @@ pub mod thinking;
 pub mod tokenizer;
 pub mod tools;
 
+pub use constrain::FormatSpec;
 pub use engine::{
     DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
 };
 pub use error::EngineError;
-pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};
 pub use prefix_cache::PrefixCacheStats;
+pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};
 pub use sampler::SamplerConfig;
 pub use template::ChatMessage;
