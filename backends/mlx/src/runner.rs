@@ -118,6 +118,19 @@ pub fn apply_model_defaults(m: &ResolvedModel, mut req: Request) -> Request {
     req
 }
 
+/// Like Ollama, a context window larger than the model was trained for is cut to the trained
+/// length (`requested context size too large for model`) instead of being allocated.
+pub fn clamp_num_ctx(req: &mut Request, trained: u64) {
+    let asked = req
+        .options
+        .num_ctx
+        .filter(|&n| n > 0)
+        .map_or(crate::convert::DEFAULT_NUM_CTX as u64, |n| n as u64);
+    if trained > 0 && asked > trained {
+        req.options.num_ctx = Some(trained as _);
+    }
+}
+
 impl Runner for MlxRunner {
     fn generate(&self, model: ResolvedModel, req: Request) -> BackendFuture<EventStream> {
         let path = match self.weights(&model) {
@@ -138,7 +151,8 @@ impl Runner for MlxRunner {
                 (model.digest.clone(), model.details.clone()),
             );
         }
-        let req = apply_model_defaults(&model, req);
+        let mut req = apply_model_defaults(&model, req);
+        clamp_num_ctx(&mut req, model.context_length);
         generate_on(
             self.engine.clone(),
             req,
@@ -192,6 +206,24 @@ impl Runner for MlxRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn num_ctx_beyond_the_trained_context_is_clamped() {
+        let mut r = Request::default();
+        r.options.num_ctx = Some(1_000_000);
+        clamp_num_ctx(&mut r, 8192);
+        assert_eq!(r.options.num_ctx, Some(8192));
+        // The default (4096) is clamped too for models trained on less.
+        let mut r = Request::default();
+        clamp_num_ctx(&mut r, 2048);
+        assert_eq!(r.options.num_ctx, Some(2048));
+        // Smaller requests and unknown trained lengths are left alone.
+        let mut r = Request::default();
+        r.options.num_ctx = Some(512);
+        clamp_num_ctx(&mut r, 8192);
+        clamp_num_ctx(&mut r, 0);
+        assert_eq!(r.options.num_ctx, Some(512));
+    }
 
     #[test]
     fn assemble_links_blobs_under_their_file_names() {

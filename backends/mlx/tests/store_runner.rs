@@ -123,7 +123,7 @@ async fn go_template_from_the_modelfile_renders_the_prompt() {
     while let Some(p) = s.next().await {
         p.unwrap();
     }
-    let chat = |debug: bool| Request {
+    let chat = |debug: bool, num_ctx: Option<i64>| Request {
         model: "smollm2-go:135m".into(),
         input: Input::Chat(ChatInput {
             messages: vec![Message {
@@ -134,10 +134,14 @@ async fn go_template_from_the_modelfile_renders_the_prompt() {
             tools: vec![],
         }),
         debug_render_only: debug,
+        options: ollmlx_infer::Options {
+            num_ctx,
+            ..Default::default()
+        },
         ..Default::default()
     };
 
-    let mut s = backend.generate(chat(true)).await.unwrap();
+    let mut s = backend.generate(chat(true, None)).await.unwrap();
     match s.next().await.unwrap().unwrap() {
         Event::Rendered { prompt, .. } => assert_eq!(
             prompt,
@@ -147,7 +151,11 @@ async fn go_template_from_the_modelfile_renders_the_prompt() {
         other => panic!("expected the rendered prompt, got {other:?}"),
     }
 
-    let mut s = backend.generate(chat(false)).await.unwrap();
+    // A context far beyond SmolLM2's trained 8192 is clamped, as Ollama does, not allocated.
+    let mut s = backend
+        .generate(chat(false, Some(10_000_000)))
+        .await
+        .unwrap();
     let mut text = String::new();
     while let Some(ev) = s.next().await {
         if let Event::Delta { content, .. } = ev.unwrap() {
@@ -155,4 +163,6 @@ async fn go_template_from_the_modelfile_renders_the_prompt() {
         }
     }
     assert!(text.contains("Paris"), "{text:?}");
+    let ps = backend.loaded().await.unwrap();
+    assert_eq!(ps[0].context_length, 8192);
 }
