@@ -264,3 +264,60 @@ fn qwen3moe_gguf_expert_tensors_load_like_the_safetensors_checkpoint() {
         &[],
     );
 }
+
+/// A multimodal `gemma3` checkpoint (`Gemma3ForConditionalGeneration`: `text_config`, weights
+/// under `language_model.`, vision tensors beside them) loads its language model: the bf16
+/// fixture re-laid-out that way gives mlx-lm's greedy tokens and the same logits.
+#[test]
+fn gemma3_multimodal_wrapper_loads_its_language_model() {
+    let src = fixture_dir("gemma3_text-bf16");
+    let text_cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).expect("config"))
+            .expect("json");
+    let cfg = serde_json::json!({
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "vocab_size": text_cfg["vocab_size"],
+        "text_config": text_cfg,
+        "vision_config": {"model_type": "siglip_vision_model"},
+    });
+    let dir = std::env::temp_dir().join(format!(
+        "ollmlx-parity-gemma3-wrapper-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write config");
+    let mut tensors: HashMap<String, Array> = HashMap::new();
+    for entry in std::fs::read_dir(&src).expect("fixture dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "safetensors") {
+            for (k, v) in Array::load_safetensors(&path).expect("safetensors") {
+                tensors.insert(format!("language_model.{k}"), v);
+            }
+        }
+    }
+    tensors.insert(
+        "vision_tower.vision_model.embeddings.patch_embedding.weight".into(),
+        Array::from_slice(&[0.0f32; 4], &[2, 2]),
+    );
+    Array::save_safetensors(&tensors, None, dir.join("model.safetensors")).expect("save");
+
+    let opts = LoadOptions::for_device(true);
+    let wrapped = load(&dir, opts).expect("load wrapper").model;
+    let plain = load(&src, opts).expect("load text").model;
+    let g = golden("gemma3_text-bf16");
+    for p in &g.prompts {
+        let (ours, _) = greedy_cached(wrapped.as_ref(), &p.prompt, g.gen_tokens);
+        assert_eq!(ours, p.f32.tokens, "wrapper greedy tokens");
+        let a = full_forward(wrapped.as_ref(), &p.prompt);
+        let b = full_forward(plain.as_ref(), &p.prompt);
+        let d = a
+            .iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-5, "wrapper vs text-only logits differ by {d}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
