@@ -162,3 +162,45 @@ fn prompts_longer_than_num_ctx_fail_without_truncation_and_are_cut_with_it() {
         other => panic!("truncated prompt should generate: {other:?}"),
     }
 }
+
+#[test]
+fn absurd_sampling_options_still_pick_a_valid_token() {
+    use ollmlx_engine::sampler::Sampler;
+    let vocab = 50;
+    let logits: Vec<f32> = (0..vocab).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+    let history: Vec<u32> = vec![3, 3, 7, 49];
+    let odd = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -1.0,
+        0.0,
+        1e30,
+        1e-30,
+    ];
+    for &t in &odd {
+        for &p in &odd {
+            let cfg = SamplerConfig {
+                temperature: t,
+                top_p: p,
+                min_p: p,
+                repeat_penalty: p,
+                presence_penalty: t,
+                frequency_penalty: p,
+                top_k: usize::MAX,
+                repeat_last_n: usize::MAX,
+                seed: Some(1),
+            };
+            let mut s = Sampler::new(cfg.clone());
+            let mut l = logits.clone();
+            let tok = s.sample(&mut l, &history);
+            assert!((tok as usize) < vocab, "{cfg:?} picked {tok}");
+        }
+    }
+    // Logits that are all -inf or NaN (a broken model) still yield a token, not a panic.
+    for bad in [f32::NEG_INFINITY, f32::NAN] {
+        let mut s = Sampler::new(SamplerConfig::default());
+        let mut l = vec![bad; vocab];
+        assert!((s.sample(&mut l, &history) as usize) < vocab);
+    }
+}
