@@ -375,6 +375,12 @@ impl Env {
         self.uint("OLLAMA_NUM_PARALLEL", 1)
     }
 
+    /// `OLLMLX_MEMORY_LIMIT` (ollmlx only): the engine's memory budget in bytes, plain or with a
+    /// unit (`8GiB`, `512MB`); `None` when unset or unparsable (the device's memory is used).
+    pub fn memory_limit(&self) -> Option<u64> {
+        ollmlx_mlx::budget::parse_bytes(&self.var("OLLMLX_MEMORY_LIMIT")).filter(|&n| n > 0)
+    }
+
     /// `OLLAMA_MAX_LOADED_MODELS` (0 = automatic).
     pub fn max_loaded_models(&self) -> u64 {
         self.uint("OLLAMA_MAX_LOADED_MODELS", 0)

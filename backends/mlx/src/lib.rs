@@ -25,6 +25,7 @@ use ollmlx_infer::{
 use ollmlx_wire::ollama as wire;
 use ollmlx_wire::time::Timestamp;
 
+pub use ollmlx_engine::budget;
 pub use ollmlx_engine::{DeviceChoice, EngineConfig, KeepAlive};
 pub use runner::MlxRunner;
 
@@ -182,7 +183,15 @@ pub(crate) fn generate_on(
     })
 }
 
-/// `/api/ps` entries for the models resident in `engine`.
+/// Upstream's expiry for a negative keep-alive: now + `math.MaxInt64` nanoseconds (~292 years).
+pub(crate) fn forever() -> SystemTime {
+    SystemTime::now() + Duration::from_nanos(i64::MAX as u64)
+}
+
+/// `/api/ps` entries for the models resident in `engine`: `size` is the engine's estimate of
+/// the resident bytes (weights + KV cache + overhead), `size_vram` the same on a GPU (unified
+/// memory) and 0 on the CPU (upstream's "100% CPU"), `context_length` the `num_ctx` the model
+/// was loaded for.
 pub(crate) fn process_models(engine: &Engine) -> Vec<wire::ProcessModel> {
     let on_gpu = engine.device() != "cpu";
     engine
@@ -196,11 +205,7 @@ pub(crate) fn process_models(engine: &Engine) -> Vec<wire::ProcessModel> {
             details: details(&m.path, &m.architecture),
             // Ollama shows "100% CPU" when size_vram is 0.
             size_vram: if on_gpu { m.size } else { 0 },
-            // Never-expiring models get a far-future time, as upstream does.
-            expires_at: Timestamp::from_system(
-                m.expires_at
-                    .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(100 * 365 * 86400)),
-            ),
+            expires_at: Timestamp::from_system(m.expires_at.unwrap_or_else(forever)),
             context_length: m.context_length,
         })
         .collect()
@@ -295,5 +300,20 @@ impl Backend for MlxBackend {
                 requires: String::new(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forever_is_now_plus_go_max_duration_like_upstream() {
+        let t = ollmlx_wire::time::Timestamp::from_system(super::forever());
+        let years = (t.unix() - ollmlx_wire::time::Timestamp::now_utc().unix()) / (365 * 86400);
+        assert!((291..=293).contains(&years), "{years}");
+        assert!(
+            t.to_rfc3339_nano().starts_with("23"),
+            "{}",
+            t.to_rfc3339_nano()
+        );
     }
 }

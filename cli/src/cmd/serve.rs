@@ -124,7 +124,8 @@ fn local_backend(env: &Env) -> StoreBackend {
     }
 }
 
-/// The engine's limits from Ollama's variables: keep-alive, loaded models, queue depth.
+/// The engine's limits from Ollama's variables (keep-alive, loaded models, queue depth,
+/// parallel sequences) and `OLLMLX_MEMORY_LIMIT` (the memory budget).
 fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
     let keep = env.keep_alive();
     let default_keep_alive = if keep >= crate::env::FOREVER {
@@ -141,6 +142,8 @@ fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
         queue_capacity: env.max_queue().max(1) as usize,
         max_loaded,
         default_keep_alive,
+        num_parallel: env.num_parallel().max(1) as usize,
+        memory_limit: env.memory_limit(),
         ..ollmlx_mlx::EngineConfig::default()
     }
 }
@@ -229,4 +232,31 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_config_maps_parallel_memory_limit_loaded_models_and_keep_alive() {
+        let env = Env::from_pairs([
+            ("OLLAMA_NUM_PARALLEL", "4"),
+            ("OLLMLX_MEMORY_LIMIT", "2GiB"),
+            ("OLLAMA_MAX_LOADED_MODELS", "3"),
+            ("OLLAMA_KEEP_ALIVE", "-1"),
+            ("OLLAMA_MAX_QUEUE", "7"),
+        ]);
+        let c = engine_config(&env);
+        assert_eq!(c.num_parallel, 4);
+        assert_eq!(c.memory_limit, Some(2 << 30));
+        assert_eq!(c.max_loaded, 3);
+        assert_eq!(c.queue_capacity, 7);
+        assert_eq!(c.default_keep_alive, ollmlx_mlx::KeepAlive::Forever);
+
+        let d = engine_config(&Env::from_pairs([("OLLAMA_NUM_PARALLEL", "0")]));
+        assert_eq!(d.num_parallel, 1, "0 is treated as 1");
+        assert_eq!(d.memory_limit, None);
+        assert_eq!(d.max_loaded, 1);
+    }
 }

@@ -268,3 +268,22 @@ fn serve_help_lists_variables_in_upstream_format() {
     );
     assert_eq!(lines.len(), 1 + SERVE_HELP_VARS.len());
 }
+
+#[test]
+fn memory_limit_accepts_bytes_and_units_and_ignores_garbage() {
+    assert_eq!(Env::from_pairs([("HOME", "/h")]).memory_limit(), None);
+    assert_eq!(
+        env("OLLMLX_MEMORY_LIMIT", "8GiB").memory_limit(),
+        Some(8 << 30)
+    );
+    assert_eq!(
+        env("OLLMLX_MEMORY_LIMIT", "\"512 MB\"").memory_limit(),
+        Some(512_000_000)
+    );
+    assert_eq!(
+        env("OLLMLX_MEMORY_LIMIT", "1024").memory_limit(),
+        Some(1024)
+    );
+    assert_eq!(env("OLLMLX_MEMORY_LIMIT", "lots").memory_limit(), None);
+    assert_eq!(env("OLLMLX_MEMORY_LIMIT", "0").memory_limit(), None);
+}

@@ -52,6 +52,11 @@ pub struct EngineConfig {
     pub kv_cache_type: String,
     /// Byte budget of each resident model's prefix cache (KV snapshots); 0 disables it.
     pub prefix_cache_bytes: u64,
+    /// Parallel sequences per model (`OLLAMA_NUM_PARALLEL`, default 1): sizes the KV estimate.
+    pub num_parallel: usize,
+    /// Memory budget in bytes (`OLLMLX_MEMORY_LIMIT`); `None` = the device's (see
+    /// [`crate::budget::memory_budget`]).
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +70,8 @@ impl Default for EngineConfig {
             prefill_chunk: 2048,
             kv_cache_type: String::new(),
             prefix_cache_bytes: 1 << 30,
+            num_parallel: 1,
+            memory_limit: None,
         }
     }
 }
@@ -112,11 +119,11 @@ pub struct LoadedInfo {
     pub name: String,
     /// Weights path.
     pub path: PathBuf,
-    /// Bytes on disk of the weights.
+    /// Estimated resident bytes (weights + KV cache + overhead, [`crate::budget::Footprint`]).
     pub size: u64,
     /// `None` = never expires.
     pub expires_at: Option<SystemTime>,
-    /// Context window in use.
+    /// Context window it was loaded for (the request's `num_ctx`).
     pub context_length: u64,
     /// Architecture string.
     pub architecture: String,
@@ -373,7 +380,7 @@ impl EngineThread {
     fn generate(&mut self, req: GenerateRequest, reply: Sender<EngineEvent>) {
         let t0 = Instant::now();
         let load_start = Instant::now();
-        if let Err(e) = self.ensure_loaded(&req.model) {
+        if let Err(e) = self.ensure_loaded(&req.model, Some(req.num_ctx)) {
             let _ = reply.blocking_send(EngineEvent::Error(e));
             return;
         }
@@ -418,7 +425,7 @@ impl EngineThread {
 
     fn embed(&mut self, job: EmbedJob) -> Result<EmbedOutput, EngineError> {
         let t0 = Instant::now();
-        self.ensure_loaded(&job.model)?;
+        self.ensure_loaded(&job.model, job.num_ctx)?;
         let load = t0.elapsed();
         let keep_alive = job.keep_alive.unwrap_or(self.config.default_keep_alive);
         let name = job.model.name.clone();
@@ -445,32 +452,62 @@ impl EngineThread {
         })
     }
 
-    fn ensure_loaded(&mut self, model: &ModelRef) -> Result<(), EngineError> {
-        if self
+    /// Make `model` resident for `num_ctx` tokens, evicting idle models per the memory budget
+    /// and `max_loaded` (decisions in [`crate::budget`]).
+    fn ensure_loaded(
+        &mut self,
+        model: &ModelRef,
+        num_ctx: Option<usize>,
+    ) -> Result<(), EngineError> {
+        let same = self
             .models
             .get(&model.name)
-            .is_some_and(|m| m.info.path == model.path)
-        {
+            .filter(|m| m.info.path == model.path)
+            .map(|m| m.info.context_length);
+        let ctx = num_ctx.map(|n| n as u64);
+        if same.is_some() && (ctx.is_none() || same == ctx) {
             return Ok(());
-        }
-        self.models.remove(&model.name);
-        while self.models.len() >= self.config.max_loaded.max(1) {
-            let Some(oldest) = self
-                .models
-                .iter()
-                .min_by_key(|(_, m)| m.last_used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            self.models.remove(&oldest);
         }
         let opts = self
             .config
             .load
             .unwrap_or_else(|| LoadOptions::for_device(self.device == "cpu"));
-        let resident = load_resident(model, opts, &self.resident_settings())?;
-        self.models.insert(model.name.clone(), resident);
+        let need = crate::budget::estimate(
+            &model.path,
+            opts,
+            ctx.unwrap_or(0),
+            self.config.num_parallel as u64,
+        )
+        .map_or_else(|_| disk_size(&model.path), |f| f.total());
+        let others: Vec<_> = self
+            .models
+            .iter()
+            .filter(|(k, _)| *k != &model.name)
+            .map(|(k, m)| crate::budget::Candidate {
+                name: k.clone(),
+                bytes: m.info.size,
+                last_used: m.last_used,
+                busy: false, // one request at a time: nothing else is in flight here
+            })
+            .collect();
+        let budget = crate::budget::memory_budget(self.config.memory_limit, self.device != "cpu");
+        let evict = crate::budget::plan(need, budget, self.config.max_loaded, &others)?;
+        if !evict.is_empty() {
+            for name in evict {
+                self.models.remove(&name);
+            }
+            // Hand the evicted models' buffers back instead of keeping them in MLX's cache.
+            let _ = mlx_rs::memory::clear_cache();
+        }
+        if same.is_none() {
+            self.models.remove(&model.name);
+            let resident = load_resident(model, opts, &self.resident_settings())?;
+            self.models.insert(model.name.clone(), resident);
+        }
+        if let Some(m) = self.models.get_mut(&model.name) {
+            m.info.size = need;
+            m.info.context_length = ctx.unwrap_or(m.info.context_length);
+        }
         self.publish();
         Ok(())
     }
@@ -565,7 +602,9 @@ fn load_resident(
         kv_type: settings.kv_type.clone(),
     };
     let mut caches = model_box.new_caches();
-    caches.iter_mut().for_each(|c| c.set_quant(settings.kv_quant));
+    caches
+        .iter_mut()
+        .for_each(|c| c.set_quant(settings.kv_quant));
     Ok(Resident {
         info,
         caches,

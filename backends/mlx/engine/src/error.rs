@@ -21,6 +21,9 @@ pub enum EngineError {
     /// The prompt does not fit the context window.
     #[error("{0}")]
     ContextLength(String),
+    /// The model does not fit the memory budget (Ollama's "model requires more system memory").
+    #[error(transparent)]
+    Memory(#[from] crate::budget::BudgetError),
     /// The request queue is full.
     #[error("engine queue is full")]
     Overloaded,

@@ -6,6 +6,7 @@
 //! template, tokenizes, prefills, samples and streams [`EngineEvent`]s back on the request's own
 //! channel; dropping the receiver cancels the request at the next decode step.
 
+pub mod budget;
 pub mod constrain;
 pub mod constrain_step;
 pub mod constrain_vocab;
@@ -28,7 +29,7 @@ pub use engine::{
     DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
 };
 pub use error::EngineError;
-pub use prefix_cache::PrefixCacheStats;
 pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};
+pub use prefix_cache::PrefixCacheStats;
 pub use sampler::SamplerConfig;
 pub use template::ChatMessage;
