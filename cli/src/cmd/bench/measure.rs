@@ -33,8 +33,12 @@ impl Sample {
         )
     }
 
-    /// Server-reported generation speed (tokens/s), if measurable.
+    /// Server-reported generation speed (tokens/s), if measurable: needs at least two
+    /// generated tokens (a single token's `eval_duration` is bookkeeping, not decoding).
     pub fn decode_tps(&self) -> Option<f64> {
+        if self.stats.eval_count < 2 {
+            return None;
+        }
         rate(self.stats.eval_count, self.stats.eval_duration)
     }
 }
@@ -213,6 +217,9 @@ mod tests {
     fn rates_need_both_count_and_time() {
         let mut s = Sample::default();
         assert_eq!(s.decode_tps(), None);
+        s.stats.eval_count = 1;
+        s.stats.eval_duration = 1_000;
+        assert_eq!(s.decode_tps(), None, "one token is not a decode rate");
         s.stats.eval_count = 10;
         s.stats.eval_duration = 500_000_000;
         assert_eq!(s.decode_tps(), Some(20.0));
