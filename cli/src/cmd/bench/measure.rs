@@ -126,13 +126,26 @@ pub async fn chat(
 }
 
 /// Unload `model` (empty prompt, `keep_alive: 0`) so the next request measures a cold load.
+/// The name is sent with its tag (`:latest` when none): the MLX store backend only unloads
+/// the fully tagged name (an untagged unload answers `unload` but leaves the model loaded).
 pub async fn unload(client: &Client, model: &str) -> anyhow::Result<()> {
     let req = GenerateRequest {
-        model: model.to_string(),
+        model: with_tag(model),
         keep_alive: Some(json!(0)),
         ..Default::default()
     };
     client.generate(&req, |_| Ok(())).await
+}
+
+/// `name` with Ollama's default tag when it has none (`m` → `m:latest`, `h:1/ns/m` →
+/// `h:1/ns/m:latest`).
+pub fn with_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 struct Timer {
@@ -211,6 +224,16 @@ mod tests {
         let a = prompt(32, 1);
         assert_eq!(a.split(' ').count(), 31);
         assert_ne!(a.split(' ').next(), prompt(32, 2).split(' ').next());
+    }
+
+    #[test]
+    fn unload_names_get_the_default_tag() {
+        assert_eq!(with_tag("smollm2"), "smollm2:latest");
+        assert_eq!(with_tag("smollm2:135m"), "smollm2:135m");
+        assert_eq!(
+            with_tag("localhost:5000/ns/m"),
+            "localhost:5000/ns/m:latest"
+        );
     }
 
     #[test]
