@@ -210,4 +210,44 @@ mod tests {
             64
         );
     }
+
+    #[test]
+    fn an_override_group_size_decides_how_a_packed_layer_is_read() {
+        use crate::weights::{LoadOptions, WeightFormat};
+        let v: Vec<f32> = (0..8 * 64)
+            .map(|i| ((i * 13 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let dense = Array::from_slice(&v, &[8, 64]);
+        let (q, s, b) = mlx_rs::ops::quantize(&dense, 32, 8).unwrap();
+        let map = HashMap::from([
+            ("l.weight".to_string(), q),
+            ("l.scales".to_string(), s),
+            ("l.biases".to_string(), b),
+        ]);
+        let opts = LoadOptions {
+            compute_dtype: mlx_rs::Dtype::Float32,
+            dequantize: false,
+        };
+        // Read with the default group (64) the same packed width would pass as 4-bit: only
+        // the override gives the right reading.
+        let cfg = serde_json::json!({"quantization": {"group_size": 64, "bits": 4,
+                                                       "l": {"group_size": 32, "bits": 8}}});
+        let plan = QuantPlan::from_hf(&cfg, "");
+        let mut w = Weights::new(map, opts, WeightFormat::SafeTensors, 64);
+        let l = linear(&mut w, "l", "l", &plan).unwrap();
+        match &l {
+            Linear::Quantized { spec, .. } => assert_eq!(
+                *spec,
+                QuantSpec {
+                    group_size: 32,
+                    bits: 8
+                }
+            ),
+            Linear::Dense { .. } => panic!("expected packed"),
+        }
+        let got = l.dense_weight().unwrap();
+        for (a, b) in got.as_slice::<f32>().iter().zip(&v) {
+            assert!((a - b).abs() < 0.02, "{a} vs {b}");
+        }
+    }
 }
