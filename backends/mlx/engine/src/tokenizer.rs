@@ -5,6 +5,7 @@
 //! equivalent `tokenizer.json` document and loaded with the `tokenizers` crate; the
 //! pre-tokenizer follows `tokenizer.ggml.pre`. Tokens whose `token_type` is control (3) or
 //! user-defined (4) become added tokens so that chat-template markers encode as one id.
+//! SentencePiece vocabularies (`llama`: Llama 2, Mistral, Gemma) are rebuilt in [`spm`].
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,6 +15,9 @@ use ollmlx_models::GgufMeta;
 use serde_json::{json, Value};
 
 use crate::error::EngineError;
+
+#[path = "tokenizer_spm.rs"]
+mod spm;
 
 /// A tokenizer with the ids generation cares about.
 pub struct Tokenizer {
@@ -38,25 +42,34 @@ impl Tokenizer {
     /// Rebuild the tokenizer stored in GGUF metadata.
     pub fn from_gguf(meta: &GgufMeta<'_>) -> Result<Self, EngineError> {
         let model = meta.string("tokenizer.ggml.model")?.unwrap_or_default();
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(EngineError::Tokenizer(format!(
-                "GGUF tokenizer model {model:?} is not supported yet (only gpt2-style byte-level BPE)"
+                "GGUF tokenizer model {model:?} is not supported yet (only gpt2-style byte-level BPE and llama-style SentencePiece)"
             )));
         }
         let tokens = meta
             .strings("tokenizer.ggml.tokens")?
             .ok_or_else(|| EngineError::Tokenizer("GGUF has no tokenizer.ggml.tokens".into()))?;
-        let merges = meta.strings("tokenizer.ggml.merges")?.unwrap_or_default();
         let types = meta.ints("tokenizer.ggml.token_type")?.unwrap_or_default();
-        let pre = meta
-            .string("tokenizer.ggml.pre")?
-            .unwrap_or_else(|| "default".into());
-        let doc = gpt2_tokenizer_json(&tokens, &merges, &types, &pre);
-        let inner = tokenizers::Tokenizer::from_str(&doc.to_string())
-            .map_err(|e| EngineError::Tokenizer(format!("building tokenizer from GGUF: {e}")))?;
         let id = |key: &str| -> Result<Option<u32>, EngineError> {
             Ok(meta.number(key)?.map(|v| v as u32))
         };
+        let doc = if model == "llama" {
+            let scores = meta.ints("tokenizer.ggml.scores")?.unwrap_or_default();
+            let add_space_prefix = meta
+                .boolean("tokenizer.ggml.add_space_prefix")?
+                .unwrap_or(true);
+            let unk = id("tokenizer.ggml.unknown_token_id")?;
+            spm::spm_tokenizer_json(&tokens, &scores, &types, add_space_prefix, unk)
+        } else {
+            let merges = meta.strings("tokenizer.ggml.merges")?.unwrap_or_default();
+            let pre = meta
+                .string("tokenizer.ggml.pre")?
+                .unwrap_or_else(|| "default".into());
+            gpt2_tokenizer_json(&tokens, &merges, &types, &pre)
+        };
+        let inner = tokenizers::Tokenizer::from_str(&doc.to_string())
+            .map_err(|e| EngineError::Tokenizer(format!("building tokenizer from GGUF: {e}")))?;
         let bos_id = id("tokenizer.ggml.bos_token_id")?;
         let eos_id = id("tokenizer.ggml.eos_token_id")?;
         let text = |i: Option<u32>| {
