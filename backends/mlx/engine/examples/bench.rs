@@ -41,6 +41,13 @@ fn main() {
         req.sampler = SamplerConfig {
             temperature: 0.0,
             repeat_penalty: 1.0,
+            // A penalty far below one ulp of the logits: same tokens, host-side sampling
+            // (unpipelined) — for A/B runs of the decode pipeline.
+            frequency_penalty: if std::env::var_os("OLLMLX_BENCH_HOST_SAMPLING").is_some() {
+                1e-30
+            } else {
+                0.0
+            },
             ..Default::default()
         };
         req.num_predict = Some(n);
