@@ -149,6 +149,9 @@ pub(crate) fn generate_on(
             Err(e) => return Box::pin(async move { Err(e) }),
         }
     }
+    // The engine knows models by the resolved name (`smollm2:latest`), not as the client typed
+    // it (`smollm2`): unload by that name.
+    let name = model.name.clone();
     let planned = convert::plan(&req, model, capabilities).and_then(|p| match p {
         convert::Plan::Generate(mut g) if g.prompt != ollmlx_engine::Prompt::LoadOnly => {
             g.rendered = gotemplate::render(&req, go_template)?;
@@ -156,7 +159,6 @@ pub(crate) fn generate_on(
         }
         other => Ok(other),
     });
-    let name = req.model.clone();
     Box::pin(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         match planned? {

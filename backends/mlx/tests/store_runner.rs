@@ -84,6 +84,19 @@ async fn stored_gguf_model_answers_through_the_store_backend() {
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0].details.family, "llama");
     assert!(!ps[0].digest.is_empty());
+
+    // An unload names the model the way the client typed it (case, no tag): it still unloads.
+    let unload = Request {
+        model: "SmolLM2:135M".into(),
+        input: Input::Chat(ChatInput::default()),
+        keep_alive: Some(ollmlx_infer::KeepAlive::For(std::time::Duration::ZERO)),
+        ..Default::default()
+    };
+    let mut s = backend.generate(unload).await.unwrap();
+    while let Some(ev) = s.next().await {
+        ev.unwrap();
+    }
+    assert!(backend.loaded().await.unwrap().is_empty());
 }
 
 /// A Modelfile TEMPLATE (Go syntax) replaces the GGUF's Jinja template: the prompt is rendered
