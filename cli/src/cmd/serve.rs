@@ -125,7 +125,7 @@ fn local_backend(env: &Env) -> StoreBackend {
 }
 
 /// The engine's limits from Ollama's variables (keep-alive, loaded models, queue depth,
-/// parallel sequences) and `OLLMLX_MEMORY_LIMIT` (the memory budget).
+/// parallel sequences, KV-cache type) and `OLLMLX_MEMORY_LIMIT` (the memory budget).
 fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
     let keep = env.keep_alive();
     let default_keep_alive = if keep >= crate::env::FOREVER {
@@ -144,6 +144,8 @@ fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
         default_keep_alive,
         num_parallel: env.num_parallel().max(1) as usize,
         memory_limit: env.memory_limit(),
+        // f16 (default), q8_0, q4_0: MLX-quantized KV; unknown values fall back to f16.
+        kv_cache_type: env.kv_cache_type(),
         ..ollmlx_mlx::EngineConfig::default()
     }
 }
