@@ -11,6 +11,7 @@
 pub mod convert;
 pub mod embed;
 mod gotemplate;
+mod metrics;
 pub mod runner;
 
 use std::path::PathBuf;
@@ -216,6 +217,10 @@ pub(crate) fn process_models(engine: &Engine) -> Vec<wire::ProcessModel> {
 impl Backend for MlxBackend {
     fn name(&self) -> &str {
         "mlx"
+    }
+
+    fn metrics(&self) -> Vec<ollmlx_infer::BackendMetric> {
+        metrics::engine_metrics(&self.engine)
     }
 
     fn has_model(&self, model: &str) -> BackendFuture<bool> {

@@ -189,6 +189,10 @@ impl Runner for MlxRunner {
         )
     }
 
+    fn metrics(&self) -> Vec<ollmlx_infer::BackendMetric> {
+        crate::metrics::engine_metrics(&self.engine)
+    }
+
     fn loaded(&self) -> BackendFuture<Vec<wire::ProcessModel>> {
         let mut list = process_models(&self.engine);
         if let Ok(shown) = self.shown.lock() {

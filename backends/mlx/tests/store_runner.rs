@@ -84,6 +84,18 @@ async fn stored_gguf_model_answers_through_the_store_backend() {
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0].details.family, "llama");
     assert!(!ps[0].digest.is_empty());
+    // The engine's prefix-cache counters reach /metrics through the store backend.
+    let metric = |name: &str| {
+        backend
+            .metrics()
+            .into_iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+    };
+    assert!(metric("prefix_cache_prefilled_tokens_total").unwrap() > 10.0);
+    let lookups =
+        metric("prefix_cache_hits_total").unwrap() + metric("prefix_cache_misses_total").unwrap();
+    assert!(lookups >= 1.0, "{lookups}");
 
     // An unload names the model the way the client typed it (case, no tag): it still unloads.
     let unload = Request {

@@ -120,6 +120,10 @@ pub trait Runner: Send + Sync + 'static {
     fn embed(&self, model: ResolvedModel, req: EmbedRequest) -> BackendFuture<EmbedResponse>;
     /// Models currently loaded (`/api/ps`).
     fn loaded(&self) -> BackendFuture<Vec<wire::ProcessModel>>;
+    /// Engine telemetry for `/metrics` (cheap, non-blocking); none by default.
+    fn metrics(&self) -> Vec<ollmlx_infer::BackendMetric> {
+        Vec::new()
+    }
 }
 
 /// The local model store as a backend.
@@ -279,6 +283,13 @@ impl Backend for StoreBackend {
             Some(r) => r.loaded(),
             None => Box::pin(async { Ok(Vec::new()) }),
         }
+    }
+
+    fn metrics(&self) -> Vec<ollmlx_infer::BackendMetric> {
+        self.runner
+            .as_ref()
+            .map(|r| r.metrics())
+            .unwrap_or_default()
     }
 
     fn show(&self, req: wire::ShowRequest) -> BackendFuture<wire::ShowResponse> {
