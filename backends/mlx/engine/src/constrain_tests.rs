@@ -247,3 +247,45 @@ fn an_invalid_schema_is_a_request_error() {
         "{e:?}"
     );
 }
+
+/// Measurement, not a check (run with `--release -- --ignored --nocapture`): mask cost per step
+/// over a 49,152-token synthetic vocabulary (SmolLM2's size) while writing a schema instance.
+#[test]
+#[ignore]
+fn mask_cost_on_a_smollm2_sized_vocabulary() {
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz \"{}:,0123456789_-.ABCDEFGHIJ\n";
+    let mut bytes: Vec<Vec<u8>> = (0u8..=255).map(|b| vec![b]).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while bytes.len() < 49_151 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 2 + (x % 7) as usize;
+        let w = (0..len)
+            .map(|i| alphabet[((x >> (i * 6)) % alphabet.len() as u64) as usize])
+            .collect();
+        bytes.push(w);
+    }
+    bytes.push(b"<|im_end|>".to_vec());
+    let mut special = vec![false; bytes.len()];
+    *special.last_mut().unwrap() = true;
+    let v = VocabBytes { bytes, special };
+    let t0 = std::time::Instant::now();
+    let env = GrammarEnv::new(&v, v.len(), &[v.len() as u32 - 1]).unwrap();
+    let build = t0.elapsed();
+    let spec = FormatSpec::Schema(json!({"type":"object","properties":{
+        "name":{"type":"string"},"capital":{"type":"string"},"population":{"type":"integer"}},
+        "required":["name","capital","population"]}));
+    let mut c = Constraint::new(&env, &spec, ThinkGate::Off, v.len(), Rc::new(v)).unwrap();
+    let text = r#"{"name": "France", "capital": "Paris", "population": 68000000}"#;
+    let mut row = vec![0.0f32; 49_152];
+    let t0 = std::time::Instant::now();
+    for b in text.bytes() {
+        row.iter_mut().for_each(|l| *l = 0.0);
+        assert!(c.mask(&mut row).unwrap());
+        c.accept(b as u32).unwrap();
+    }
+    let per = t0.elapsed() / text.len() as u32;
+    eprintln!("grammar env build {build:?}; mask+accept per step {per:?}");
+    assert!(c.is_complete());
+}
