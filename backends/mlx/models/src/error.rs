@@ -35,6 +35,9 @@ pub enum ModelError {
         /// What went wrong.
         message: String,
     },
+    /// A LoRA adapter that cannot be applied to this model.
+    #[error("adapter: {0}")]
+    Adapter(String),
     /// Anything else (bad shapes, unsupported quantization...).
     #[error("{0}")]
     Invalid(String),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod gemma3;
 pub mod llama;
+pub mod lora;
 pub mod moe;
 pub mod nn;
 pub mod phi3;
@@ -82,9 +83,19 @@ pub struct Loaded {
     pub hf_config: Option<serde_json::Value>,
 }
 
-/// Load a model from a `.gguf` file or a safetensors directory (`config.json` + `*.safetensors`).
+/// File name of the GGUF weights in a model directory (see [`load`]).
+pub const GGUF_IN_DIR: &str = "model.gguf";
+
+/// Load a model from a `.gguf` file, a safetensors directory (`config.json` + `*.safetensors`),
+/// or a directory holding `model.gguf` (and no `config.json`). A directory with
+/// `adapters/adapter_config.json` gets that LoRA adapter merged at load ([`lora`]).
 pub fn load(path: &Path, opts: LoadOptions) -> Result<Loaded> {
     if path.is_dir() {
+        let gguf = path.join(GGUF_IN_DIR);
+        if !path.join("config.json").exists() && gguf.exists() {
+            let adapter = lora::adapter_dir(path);
+            return load_gguf_with_adapter(&gguf, opts, adapter.as_deref());
+        }
         load_safetensors_dir(path, opts)
     } else {
         load_gguf(path, opts)
@@ -93,6 +104,15 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Loaded> {
 
 /// Load a GGUF file.
 pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
+    load_gguf_with_adapter(path, opts, None)
+}
+
+/// Load a GGUF file and merge the mlx-lm LoRA adapter in `adapter` (a directory) into it.
+pub fn load_gguf_with_adapter(
+    path: &Path,
+    opts: LoadOptions,
+    adapter: Option<&Path>,
+) -> Result<Loaded> {
     let file = GgufFile::load(gguf_named(path)?)?;
     let meta = GgufMeta::new(&file);
     let arch = meta
@@ -101,6 +121,24 @@ pub fn load_gguf(path: &Path, opts: LoadOptions) -> Result<Loaded> {
     let family =
         registry::family(&arch).ok_or_else(|| ModelError::UnsupportedArchitecture(arch.clone()))?;
     let mut w = Weights::from_gguf(&file, opts)?;
+    if let Some(dir) = adapter {
+        // llama.cpp stores llama q/k rows permuted for adjacent-pair RoPE: permute the deltas too.
+        let qk = match family {
+            registry::Family::Llama => {
+                let c = config::LlamaConfig::from_gguf(&meta, &arch, w.contains("lm_head.weight"))?;
+                c.rope_traditional.then_some(lora::QkPermute {
+                    num_heads: c.num_heads,
+                    num_kv_heads: c.num_kv_heads,
+                })
+            }
+            _ => {
+                return Err(ModelError::Adapter(format!(
+                    "LoRA adapters on GGUF {arch} models are not supported (use a safetensors base)"
+                )))
+            }
+        };
+        lora::apply(&mut w, dir, qk)?;
+    }
     let model: Box<dyn Model> = match family {
         registry::Family::Llama => {
             let cfg = config::LlamaConfig::from_gguf(&meta, &arch, w.contains("lm_head.weight"))?;
@@ -193,6 +231,9 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
         .ok_or_else(|| ModelError::UnsupportedArchitecture(arch.clone()))?;
     let group = cfg["quantization"]["group_size"].as_i64().unwrap_or(64) as i32;
     let mut w = Weights::from_safetensors_dir(dir, opts, group)?;
+    if let Some(adapter) = lora::adapter_dir(dir) {
+        lora::apply(&mut w, &adapter, None)?;
+    }
     let model: Box<dyn Model> = match family {
         registry::Family::Llama => Box::new(llama::Llama::new(
             config::LlamaConfig::from_hf(&cfg)?,

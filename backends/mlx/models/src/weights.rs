@@ -114,6 +114,16 @@ impl Weights {
         self.opts
     }
 
+    /// Default group size of packed tensors.
+    pub fn quant_group_size(&self) -> i32 {
+        self.quant_group_size
+    }
+
+    /// The raw tensor map (for load-time rewrites such as the LoRA merge in `lora.rs`).
+    pub(crate) fn map_mut(&mut self) -> &mut HashMap<String, Array> {
+        &mut self.map
+    }
+
     /// Whether a tensor exists.
     pub fn contains(&self, name: &str) -> bool {
         self.map.contains_key(name)
