@@ -62,9 +62,9 @@ fn finish(engine: &Engine, req: GenerateRequest) -> EngineEvent {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     engine.generate(req, tx).unwrap();
     loop {
-        match rx.blocking_recv().expect("engine closed the stream") {
-            ev @ (EngineEvent::Done(_) | EngineEvent::Error(_)) => return ev,
-            _ => {}
+        let ev = rx.blocking_recv().expect("engine closed the stream");
+        if matches!(ev, EngineEvent::Done(_) | EngineEvent::Error(_)) {
+            return ev;
         }
     }
 }
