@@ -22,6 +22,7 @@ use crate::manifest::*;
 use crate::name::Name;
 use crate::store::Store;
 
+pub mod adapter;
 pub mod gguf;
 pub mod safetensors;
 
@@ -341,7 +342,11 @@ pub fn create(
     }
     if !remote && !r.adapters.is_empty() {
         let adapters = digest_map(&r.adapters)?;
-        layers.extend(layers_from_files(store, &adapters, true, None, progress)?);
+        if adapter::is_mlx_adapter(&adapters) {
+            layers.extend(adapter::layers(store, &adapters, progress)?);
+        } else {
+            layers.extend(layers_from_files(store, &adapters, true, None, progress)?);
+        }
     }
 
     if !r.info.is_empty() {
