@@ -81,6 +81,7 @@ pub fn plan(
         top_k: o.top_k.map_or(d.top_k, |k| k.max(0) as usize),
         top_p: o.top_p.unwrap_or(d.top_p),
         min_p: o.min_p.unwrap_or(d.min_p),
+        typical_p: o.typical_p.unwrap_or(d.typical_p),
         repeat_last_n: match o.repeat_last_n {
             Some(n) if n < 0 => num_ctx,
             Some(n) => n as usize,

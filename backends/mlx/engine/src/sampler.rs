@@ -17,6 +17,9 @@ pub struct SamplerConfig {
     pub top_p: f32,
     /// Drop tokens below `min_p × p(max)` (0 = off).
     pub min_p: f32,
+    /// Locally typical sampling: keep the tokens whose surprise is closest to the distribution's
+    /// entropy, up to this much probability mass (1.0 = off).
+    pub typical_p: f32,
     /// How many recent tokens the penalties look at (0 = off).
     pub repeat_last_n: usize,
     /// Multiplicative penalty on tokens seen in the window (1.0 = off).
@@ -36,12 +39,57 @@ impl Default for SamplerConfig {
             top_k: 40,
             top_p: 0.9,
             min_p: 0.0,
+            typical_p: 1.0,
             repeat_last_n: 64,
             repeat_penalty: 1.1,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
         }
+    }
+}
+
+/// Locally typical filtering (Meister et al.): rank tokens by |surprise − entropy|, keep the
+/// closest ones until their mass reaches `mass`, renormalize. `cand`/`probs` stay sorted by
+/// probability (descending) for the filters that follow.
+fn typical(cand: &mut Vec<(u32, f32)>, probs: &mut Vec<f32>, mass: f32) {
+    let entropy: f32 = -probs
+        .iter()
+        .filter(|&&p| p > 0.0)
+        .map(|&p| p * p.ln())
+        .sum::<f32>();
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    let score = |i: usize| {
+        let p = probs[i];
+        if p > 0.0 {
+            (-p.ln() - entropy).abs()
+        } else {
+            f32::INFINITY
+        }
+    };
+    order.sort_by(|&a, &b| score(a).total_cmp(&score(b)));
+    let mut kept = vec![false; probs.len()];
+    let mut acc = 0.0;
+    for &i in &order {
+        kept[i] = true;
+        acc += probs[i];
+        if acc >= mass {
+            break;
+        }
+    }
+    let mut i = 0;
+    cand.retain(|_| {
+        i += 1;
+        kept[i - 1]
+    });
+    let mut j = 0;
+    probs.retain(|_| {
+        j += 1;
+        kept[j - 1]
+    });
+    let total: f32 = probs.iter().sum();
+    if total > 0.0 {
+        probs.iter_mut().for_each(|p| *p /= total);
     }
 }
 
@@ -88,6 +136,9 @@ impl Sampler {
             .collect();
         let sum: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
+        if self.cfg.typical_p > 0.0 && self.cfg.typical_p < 1.0 {
+            typical(&mut cand, &mut probs, self.cfg.typical_p);
+        }
         let mut keep = probs.len();
         if self.cfg.top_p > 0.0 && self.cfg.top_p < 1.0 {
             let mut acc = 0.0;
@@ -150,6 +201,51 @@ fn argmax(logits: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod typical_tests {
+    use super::*;
+
+    #[test]
+    fn typical_keeps_tokens_near_the_entropy_and_drops_the_outliers() {
+        // p = 0.4 and twenty tokens at 0.03: entropy ≈ 2.47 nats; the tail's surprise (3.51) is
+        // closer to it than the top token's (0.92), so a small typical mass drops the top token.
+        let mut probs = vec![0.4f32];
+        probs.extend(std::iter::repeat_n(0.03, 20));
+        let mut cand: Vec<(u32, f32)> = (0..probs.len() as u32).map(|i| (i, 0.0)).collect();
+        typical(&mut cand, &mut probs, 0.2);
+        assert!(cand.iter().all(|(i, _)| *i != 0), "{cand:?}");
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(cand.len(), 7, "0.2 of mass at 0.03 each");
+    }
+
+    #[test]
+    fn typical_p_one_is_off_and_a_seed_still_reproduces() {
+        let logits: Vec<f32> = (0..64).map(|i| ((i * 7 % 13) as f32) * 0.3).collect();
+        let run = |typical_p: f32| {
+            let mut s = Sampler::new(SamplerConfig {
+                temperature: 1.0,
+                typical_p,
+                repeat_penalty: 1.0,
+                seed: Some(7),
+                ..Default::default()
+            });
+            (0..32)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(1.0), run(1.0));
+        assert_eq!(run(0.5), run(0.5));
+        // A tight typical mass narrows the choice to fewer distinct tokens.
+        let distinct = |v: Vec<u32>| {
+            let mut v = v;
+            v.sort();
+            v.dedup();
+            v.len()
+        };
+        assert!(distinct(run(0.05)) <= distinct(run(1.0)));
+    }
 }
 
 #[cfg(test)]

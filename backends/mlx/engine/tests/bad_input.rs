@@ -184,6 +184,7 @@ fn absurd_sampling_options_still_pick_a_valid_token() {
                 temperature: t,
                 top_p: p,
                 min_p: p,
+                typical_p: p,
                 repeat_penalty: p,
                 presence_penalty: t,
                 frequency_penalty: p,
