@@ -8,6 +8,7 @@
 //! `StoreBackend`, use [`MlxRunner`] (an `ollmlx_store::Runner`) instead.
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod convert;
 pub mod embed;
 mod gotemplate;

@@ -46,7 +46,12 @@ impl MlxRunner {
         self.engine.device()
     }
 
-    fn weights(&self, m: &ResolvedModel) -> Result<PathBuf, BackendError> {
+    /// The path the engine loads for `m`: its GGUF blob, or a directory assembled from its
+    /// safetensors/config layers (plus `adapters/` when it has ADAPTER layers).
+    pub fn weights(&self, m: &ResolvedModel) -> Result<PathBuf, BackendError> {
+        if !m.adapter_paths.is_empty() {
+            return self.with_adapter(m);
+        }
         if let Some(p) = &m.model_path {
             return Ok(p.clone());
         }
@@ -63,8 +68,46 @@ impl MlxRunner {
     }
 }
 
+impl MlxRunner {
+    /// A model with `ADAPTER` layers: `<assembled>/<manifest digest>/` holding the base (its
+    /// safetensors + config files, or `model.gguf` for a GGUF base) and `adapters/` with
+    /// `adapters.safetensors` + `adapter_config.json` linked from the adapter blobs;
+    /// `ollmlx_models::load` merges the LoRA at load (see `adapter::assemble_adapter`).
+    fn with_adapter(&self, m: &ResolvedModel) -> Result<PathBuf, BackendError> {
+        let dir = self.assembled.join(&m.digest);
+        let internal = |e: std::io::Error| {
+            BackendError::Internal(format!("assembling {}: {e}", dir.display()))
+        };
+        let base: Vec<(String, PathBuf)> = match &m.model_path {
+            Some(p) => vec![(ollmlx_models::GGUF_IN_DIR.to_string(), p.clone())],
+            None if m.tensor_files.is_empty() => {
+                return Err(BackendError::Unsupported(format!(
+                    "\"{}\" has no weights the MLX engine can load",
+                    m.requested
+                )))
+            }
+            None => m
+                .tensor_files
+                .iter()
+                .chain(&m.config_files)
+                .cloned()
+                .collect(),
+        };
+        assemble(&dir, base.iter()).map_err(internal)?;
+        crate::adapter::assemble_adapter(
+            &dir.join(ollmlx_models::lora::ADAPTER_DIR),
+            &m.adapter_paths,
+        )
+        .map_err(|e| match e {
+            crate::adapter::AdapterFilesError::Io(e) => internal(e),
+            e => BackendError::Unsupported(e.to_string()),
+        })?;
+        Ok(dir)
+    }
+}
+
 /// Make `dir` contain `name -> blob` symlinks (idempotent).
-fn assemble<'a>(
+pub(crate) fn assemble<'a>(
     dir: &Path,
     files: impl Iterator<Item = &'a (String, PathBuf)>,
 ) -> std::io::Result<()> {

@@ -177,7 +177,13 @@ pub fn estimate(
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let (tensors, shape, group) = if path.is_dir() {
+    // A directory holding `model.gguf` (a GGUF base assembled with a LoRA adapter) is a GGUF.
+    let in_dir = path.join(ollmlx_models::GGUF_IN_DIR);
+    let gguf_dir = path.is_dir() && !path.join("config.json").exists() && in_dir.is_file();
+    let (tensors, shape, group) = if gguf_dir {
+        let (tensors, shape) = gguf(&in_dir).map_err(read_err)?;
+        (tensors, shape, 32)
+    } else if path.is_dir() {
         safetensors_dir(path).map_err(read_err)?
     } else {
         let (tensors, shape) = gguf(path).map_err(read_err)?;
