@@ -132,3 +132,24 @@ fn adapter_for_another_model_is_refused_at_load() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A GGUF base (`model.gguf` in a directory, as the runner assembles it) with the same adapter:
+/// the q/k deltas get llama.cpp's row permutation, so the result still matches mlx-lm's golden.
+#[test]
+fn gguf_base_with_adapter_matches_mlx_lm_with_adapter() {
+    let dir = std::env::temp_dir().join(format!("ollmlx-lora-gguf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(
+        fixture_dir("gguf").join("llama-bf16.gguf"),
+        dir.join(ollmlx_models::GGUF_IN_DIR),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        fixture_dir("llama-lora").join("adapters"),
+        dir.join("adapters"),
+    )
+    .unwrap();
+    common::check_path("llama-lora", &dir, Precision::CpuDefault);
+    let _ = std::fs::remove_dir_all(&dir);
+}
