@@ -242,6 +242,10 @@ fn files_for_model(dir: &Path) -> Result<Vec<PathBuf>, String> {
         files.extend(glob(dir, "*/model*.safetensors"));
     } else if let Some(m) = Some(glob(dir, "consolidated*.safetensors")).filter(|m| !m.is_empty()) {
         files.extend(m);
+    } else if let Some(m) = Some(glob(dir, "adapters.safetensors")).filter(|m| !m.is_empty()) {
+        // An mlx-lm LoRA adapter directory (ADAPTER): its adapter_config.json comes with the
+        // *.json files below. (ollmlx addition: the MLX engine applies these adapters.)
+        files.extend(m);
     } else if let Some(m) = typed("pytorch_model*.bin", Sniff::Zip) {
         files.extend(m);
     } else if let Some(m) = typed("consolidated*.pth", Sniff::Zip) {

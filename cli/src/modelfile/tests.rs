@@ -80,3 +80,23 @@ fn empty_directory_has_no_model_files() {
         "no Modelfile or safetensors files found"
     );
 }
+
+/// `ADAPTER <mlx-lm adapter dir>` uploads `adapters.safetensors` together with its
+/// `adapter_config.json` (the LoRA scale lives there).
+#[test]
+fn mlx_lm_adapter_directory_uploads_tensors_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("ad")).unwrap();
+    std::fs::write(d.join("ad/adapters.safetensors"), b"\x02\0\0\0\0\0\0\0{}").unwrap();
+    std::fs::write(
+        d.join("ad/adapter_config.json"),
+        b"{\"fine_tune_type\":\"lora\"}",
+    )
+    .unwrap();
+    std::fs::write(d.join("base.gguf"), b"GGUF\x03\0\0\0").unwrap();
+    let cmds = parse(b"FROM ./base.gguf\nADAPTER ./ad\n").unwrap();
+    let p = plan(&cmds, d).unwrap();
+    let names: Vec<String> = named(&p.adapters).keys().cloned().collect();
+    assert_eq!(names, vec!["adapter_config.json", "adapters.safetensors"]);
+}
