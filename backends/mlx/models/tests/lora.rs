@@ -153,3 +153,73 @@ fn gguf_base_with_adapter_matches_mlx_lm_with_adapter() {
     common::check_path("llama-lora", &dir, Precision::CpuDefault);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Quantized base (`llama-q4`, 4-bit group 64) + the adapter kept packed (the GPU path:
+/// dequantize → merge → re-quantize, as mlx-lm's `fuse`) vs merged dense in float32 (the CPU
+/// path): every re-quantized weight is within one quantization step (+ bf16 rounding of scales/biases) of the exact merge. (On this
+/// fixture the adapter's update is as large as the weights themselves, so that error is big in
+/// logits: measured and printed, not asserted; a trained LoRA's update is small next to W.)
+#[test]
+fn requantized_merge_is_within_one_quantization_step_of_the_dense_merge() {
+    use ollmlx_models::nn::Linear;
+    use ollmlx_models::{lora, Weights};
+    let dir = fixture_dir("llama-q4");
+    let ad = fixture_dir("llama-lora").join("adapters");
+    let packed = LoadOptions {
+        compute_dtype: mlx_rs::Dtype::Float32,
+        dequantize: false,
+    };
+    let mut wq = Weights::from_safetensors_dir(&dir, packed, 64).unwrap();
+    let rq = lora::apply(&mut wq, &ad, None).unwrap();
+    let mut wd = Weights::from_safetensors_dir(&dir, LoadOptions::for_device(true), 64).unwrap();
+    let rd = lora::apply(&mut wd, &ad, None).unwrap();
+    assert_eq!((rq.merged, rq.requantized, rd.requantized), (14, 14, 0));
+    let mut worst_steps = 0f32;
+    for layer in 0..2 {
+        for m in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        ] {
+            let name = format!("model.layers.{layer}.{m}");
+            let (
+                Linear::Quantized {
+                    weight,
+                    scales,
+                    biases,
+                    spec,
+                    ..
+                },
+                Linear::Dense { weight: dense, .. },
+            ) = (wq.linear(&name).unwrap(), wd.linear(&name).unwrap())
+            else {
+                panic!("{name}: expected packed vs dense");
+            };
+            let back =
+                mlx_rs::ops::dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)
+                    .unwrap();
+            let err = back.subtract(&dense).unwrap().abs().unwrap();
+            // Per group: |error| / that group's step.
+            let (out, inp) = (dense.dim(0), dense.dim(1));
+            let groups = inp / spec.group_size;
+            let steps = err
+                .reshape(&[out, groups, spec.group_size])
+                .unwrap()
+                .max_axis(-1, None)
+                .unwrap()
+                .divide(scales.abs().unwrap())
+                .unwrap()
+                .max(None)
+                .unwrap()
+                .as_slice::<f32>()[0];
+            worst_steps = worst_steps.max(steps);
+            // One step (MLX's affine quantizer) plus the bf16 rounding of the stored scale/bias.
+            assert!(steps <= 1.05, "{name}: re-quantization error {steps} steps");
+        }
+    }
+    eprintln!("llama-q4 + lora: worst re-quantization error {worst_steps:.3} of a group's step");
+}
