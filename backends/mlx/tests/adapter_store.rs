@@ -20,6 +20,15 @@ use ollmlx_store::{Store, StoreBackend};
 use ollmlx_wire::ollama as wire;
 use sha2::{Digest, Sha256};
 
+/// Both tests point the runner at the same assembly directory (the env var is process-wide;
+/// entries are keyed by manifest digest, so the tests do not collide).
+fn assembled_dir() {
+    std::env::set_var(
+        "OLLMLX_MLX_MODELS_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/adapter-store-models"),
+    );
+}
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/tests/fixtures")
 }
@@ -89,8 +98,7 @@ fn golden_tokens(name: &str) -> Vec<(Vec<i32>, Vec<i32>)> {
 #[tokio::test]
 async fn stored_adapter_model_decodes_mlx_lm_adapted_tokens() {
     let store_dir = tempfile::tempdir().unwrap();
-    let assembled = tempfile::tempdir().unwrap();
-    std::env::set_var("OLLMLX_MLX_MODELS_DIR", assembled.path());
+    assembled_dir();
     let runner = Arc::new(MlxRunner::new(Default::default()).unwrap());
     let backend = StoreBackend::new(Store::new(store_dir.path())).with_runner(runner.clone());
 
@@ -143,5 +151,37 @@ async fn stored_adapter_model_decodes_mlx_lm_adapted_tokens() {
         );
         assert_eq!(&got_base, base_tokens, "stored base model = mlx-lm base");
         assert_ne!(got_lora, got_base, "the adapter changes the output");
+    }
+}
+
+/// A GGUF base (`FROM llama-bf16.gguf`, the same weights) with the same ADAPTER: the runner links
+/// `model.gguf` + `adapters/`, the loader permutes the q/k deltas for llama.cpp's row order, and
+/// the memory estimate reads the directory as GGUF.
+#[tokio::test]
+async fn stored_gguf_base_with_adapter_decodes_mlx_lm_adapted_tokens() {
+    let store_dir = tempfile::tempdir().unwrap();
+    assembled_dir();
+    let runner = Arc::new(MlxRunner::new(Default::default()).unwrap());
+    let backend = StoreBackend::new(Store::new(store_dir.path())).with_runner(runner.clone());
+    let gguf = put(&backend, &fixtures().join("gguf/llama-bf16.gguf")).await;
+    let adapter = fixtures().join("llama-lora/adapters");
+    let mut adapters = serde_json::Map::new();
+    for f in ["adapters.safetensors", "adapter_config.json"] {
+        adapters.insert(f.into(), put(&backend, &adapter.join(f)).await.into());
+    }
+    create(
+        &backend,
+        serde_json::json!({"model": "g-lora", "files": {"llama-bf16.gguf": gguf},
+                           "adapters": adapters}),
+    )
+    .await;
+    let m = backend.resolve("g-lora").await.unwrap().expect("g-lora");
+    let dir = runner.weights(&m).unwrap();
+    assert!(dir.join(ollmlx_models::GGUF_IN_DIR).exists());
+    let est = ollmlx_engine::budget::estimate(&dir, LoadOptions::for_device(true), 2048, 1)
+        .expect("estimate a model.gguf directory");
+    assert!(est.weights > 0);
+    for (prompt, want) in golden_tokens("llama-lora") {
+        assert_eq!(greedy(&dir, &prompt, want.len()), want);
     }
 }
