@@ -99,6 +99,8 @@ pub fn plan(
     g.num_batch = o.num_batch.filter(|&n| n > 0).map_or(512, |n| n as usize);
     g.stop = o.stop.clone().unwrap_or_default();
     g.truncate = req.truncate.unwrap_or(true);
+    g.shift = req.shift.unwrap_or(true);
+    g.num_keep = o.num_keep.map_or(4, |n| n.max(0) as usize);
     g.keep_alive = keep_alive;
     g.return_context = return_context;
     g.think = req.think.as_ref().map(|t| t.enabled());
@@ -406,6 +408,26 @@ mod tests {
         };
         assert_eq!(g.format, Some(FormatSpec::Json));
         assert_eq!(g.logprobs, None, "top_logprobs alone asks for nothing");
+    }
+
+    #[test]
+    fn shift_defaults_on_and_num_keep_and_typical_p_map_from_options() {
+        let mut r = chat("hi");
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert!(g.shift);
+        assert_eq!(g.num_keep, 4);
+        assert_eq!(g.sampler.typical_p, 1.0);
+        r.shift = Some(false);
+        r.options.num_keep = Some(-3);
+        r.options.typical_p = Some(0.7);
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert!(!g.shift);
+        assert_eq!(g.num_keep, 0);
+        assert_eq!(g.sampler.typical_p, 0.7);
     }
 
     #[test]

@@ -71,6 +71,12 @@ pub struct GenerateRequest {
     /// Prompt text already rendered by the model's Go TEMPLATE (Ollama-style); the Jinja chat
     /// template is skipped when set.
     pub rendered: Option<String>,
+    /// When generation fills `num_ctx`: drop half of the context after the first `num_keep`
+    /// tokens and go on (Ollama's context shift, `shift` defaults to true), instead of ending
+    /// with `length`.
+    pub shift: bool,
+    /// Tokens at the start of the context a shift keeps (Ollama's `num_keep`, default 4).
+    pub num_keep: usize,
     /// Constrain the output to JSON / a JSON schema (`format`).
     pub format: Option<crate::constrain::FormatSpec>,
     /// Report per-token logprobs with this many alternatives (`None` = no logprobs).
@@ -94,6 +100,8 @@ impl GenerateRequest {
             think: None,
             relax_thinking: false,
             rendered: None,
+            shift: true,
+            num_keep: 4,
             format: None,
             logprobs: None,
         }
@@ -332,7 +340,7 @@ pub(crate) fn run(
         None
     };
     let reason = loop {
-        let (tok, ahead) = match pending.take() {
+        let (tok, mut ahead) = match pending.take() {
             Some(t) => {
                 // Schedule the next step unless this token is known to be the last one.
                 let last = req.num_predict.is_some_and(|n| generated + 1 >= n)
@@ -386,8 +394,21 @@ pub(crate) fn run(
                 break FinishReason::Stop; // the JSON value is complete
             }
         }
-        if req.num_predict.is_some_and(|n| generated >= n) || history.len() >= num_ctx {
+        if req.num_predict.is_some_and(|n| generated >= n) {
             break FinishReason::Length;
+        }
+        if history.len() >= num_ctx {
+            if !req.shift {
+                break FinishReason::Length;
+            }
+            // Context shift: keep the first `num_keep` tokens, drop half of the rest, and
+            // rebuild the KV cache for what remains (all but `tok`, which is fed next). A step
+            // scheduled ahead on the old cache is discarded.
+            history = shift_context(m, &history, req.num_keep, num_ctx, req.num_batch)?;
+            ahead = None;
+            if reply.is_closed() {
+                return Ok(None);
+            }
         }
         if reply.is_closed() {
             return Ok(None);
@@ -433,6 +454,37 @@ pub(crate) fn run(
 /// Send `events` in order; false when the client went away.
 fn send_all(reply: &Sender<EngineEvent>, events: Vec<EngineEvent>) -> bool {
     events.into_iter().all(|e| reply.blocking_send(e).is_ok())
+}
+
+/// Ollama's context shift: `history` filled the window; keep `history[..n_keep]`, drop
+/// `(num_ctx - n_keep) / 2` tokens after it, keep the rest. The KV cache is rebuilt for the kept
+/// tokens except the last one (the caller feeds it next), reusing the kept prefix. Returns the
+/// shifted history.
+fn shift_context(
+    m: &mut Resident,
+    history: &[u32],
+    num_keep: usize,
+    num_ctx: usize,
+    chunk: usize,
+) -> Result<Vec<u32>, EngineError> {
+    // Like Ollama, the BOS token does not count against `num_keep`.
+    let bos = usize::from(m.tokenizer.add_bos && m.tokenizer.bos_id.is_some());
+    let n_keep = (num_keep + bos).min(num_ctx.saturating_sub(2));
+    let discard = ((num_ctx - n_keep) / 2).max(1);
+    let mut kept = history[..n_keep].to_vec();
+    kept.extend_from_slice(&history[(n_keep + discard).min(history.len())..]);
+    let reuse = crate::prefix_cache::common_prefix(&m.cached_tokens, &kept[..kept.len() - 1]);
+    if reuse == 0 {
+        m.caches = m.fresh_caches();
+    } else {
+        m.caches.iter_mut().for_each(|c| c.truncate(reuse as i32));
+    }
+    m.cached_tokens.truncate(reuse);
+    for part in kept[reuse..kept.len() - 1].chunks(chunk.max(m.prefill_chunk).max(1)) {
+        forward(m, part)?.eval()?;
+        m.cached_tokens.extend_from_slice(part);
+    }
+    Ok(kept)
 }
 
 fn forward(m: &mut Resident, tokens: &[u32]) -> Result<Array, EngineError> {
