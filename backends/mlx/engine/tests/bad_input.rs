@@ -153,11 +153,9 @@ fn prompts_longer_than_num_ctx_fail_without_truncation_and_are_cut_with_it() {
     match finish(&engine, cut) {
         EngineEvent::Done(d) => {
             assert!(d.stats.prompt_eval_count < 64, "{:?}", d.stats);
-            assert!(
-                d.stats.prompt_eval_count + d.stats.eval_count <= 64,
-                "{:?}",
-                d.stats
-            );
+            // The cut prompt fills the window; the context shift (on by default) lets the
+            // requested tokens still be generated.
+            assert_eq!(d.stats.eval_count, 4, "{:?}", d.stats);
         }
         other => panic!("truncated prompt should generate: {other:?}"),
     }
