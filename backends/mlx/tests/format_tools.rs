@@ -1,64 +1,24 @@
 //! `format`, logprobs and the tools capability through the store's `StoreBackend` + `MlxRunner`
 //! on the real SmolLM2 GGUF (its chat template has no tools). Skips loudly without the file.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
-use bytes::Bytes;
 use futures::StreamExt;
-use ollmlx_infer::{
-    Backend, BackendError, ChatInput, Event, Format, Input, ManageRequest, Message, RawBody,
-    Request,
-};
-use ollmlx_mlx::MlxRunner;
-use ollmlx_store::{Store, StoreBackend};
-use ollmlx_wire::ollama as wire;
-use sha2::{Digest, Sha256};
+use ollmlx_infer::{Backend, BackendError, ChatInput, Event, Format, Input, Message, Request};
+use ollmlx_store::StoreBackend;
 
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
+use common::{import_gguf, smollm2, store_backend};
 
 /// A store in `dir` holding SmolLM2 as `smollm2:135m`, served by the MLX runner.
 async fn backend(dir: &std::path::Path, gguf: &std::path::Path) -> StoreBackend {
-    let data = std::fs::read(gguf).unwrap();
-    let digest = format!("sha256:{:x}", Sha256::digest(&data));
-    let runner = MlxRunner::new(Default::default()).unwrap();
-    let backend = StoreBackend::new(Store::new(dir)).with_runner(Arc::new(runner));
-    let body: RawBody = futures::stream::iter(
-        data.chunks(1 << 20)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect::<Vec<_>>(),
+    let backend = store_backend(dir);
+    import_gguf(
+        &backend,
+        gguf,
+        "smollm2:135m",
+        serde_json::json!({"parameters": {"temperature": 0, "num_predict": 96}}),
     )
-    .boxed();
-    backend.blob_put(digest.clone(), body).await.unwrap();
-    let req: wire::CreateRequest = serde_json::from_value(serde_json::json!({
-        "model": "smollm2:135m",
-        "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest},
-        "parameters": {"temperature": 0, "num_predict": 96}
-    }))
-    .unwrap();
-    let mut s = backend
-        .manage(ManageRequest::Create(req.into()))
-        .await
-        .unwrap();
-    while let Some(p) = s.next().await {
-        p.unwrap();
-    }
+    .await;
     backend
 }
 
@@ -79,7 +39,7 @@ fn chat(q: &str, tools: Vec<serde_json::Value>) -> Request {
 
 #[tokio::test]
 async fn tools_on_a_model_without_tools_get_upstreams_400_and_format_logprobs_flow_through() {
-    let Some(gguf) = model_path() else { return };
+    let Some(gguf) = smollm2() else { return };
     let dir = tempfile::tempdir().unwrap();
     let backend = backend(dir.path(), &gguf).await;
 

@@ -3,59 +3,17 @@
 //! the request finish cleanly; the next request for the name is a clean "not found", and the
 //! engine keeps serving. Real SmolLM2 GGUF; skips loudly without it.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
-use bytes::Bytes;
 use futures::StreamExt;
-use ollmlx_infer::{
-    Backend, BackendError, Event, GenerateInput, Input, ManageRequest, RawBody, Request,
-};
-use ollmlx_mlx::MlxRunner;
-use ollmlx_store::{Store, StoreBackend};
-use ollmlx_wire::ollama as wire;
+use ollmlx_infer::{Backend, BackendError, Event, GenerateInput, Input, Request};
+use ollmlx_store::StoreBackend;
 use sha2::{Digest, Sha256};
 
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
+use common::{import_gguf, smollm2, store_backend};
 
-async fn import(backend: &StoreBackend, path: &PathBuf, name: &str) {
-    let data = std::fs::read(path).unwrap();
-    let digest = format!("sha256:{:x}", Sha256::digest(&data));
-    let body: RawBody = futures::stream::iter(
-        data.chunks(1 << 20)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect::<Vec<_>>(),
-    )
-    .boxed();
-    backend.blob_put(digest.clone(), body).await.unwrap();
-    let req: wire::CreateRequest = serde_json::from_value(serde_json::json!({
-        "model": name,
-        "files": {"m.gguf": digest},
-    }))
-    .unwrap();
-    let mut s = backend
-        .manage(ManageRequest::Create(req.into()))
-        .await
-        .unwrap();
-    while let Some(p) = s.next().await {
-        p.unwrap();
-    }
+async fn import(backend: &StoreBackend, path: &std::path::Path, name: &str) {
+    import_gguf(backend, path, name, serde_json::json!({})).await;
 }
 
 fn request(name: &str, num_predict: i64) -> Request {
@@ -74,10 +32,9 @@ fn request(name: &str, num_predict: i64) -> Request {
 
 #[tokio::test]
 async fn rm_while_generating_lets_the_request_finish_and_the_engine_survive() {
-    let Some(path) = model_path() else { return };
+    let Some(path) = smollm2() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let runner = MlxRunner::new(Default::default()).unwrap();
-    let backend = StoreBackend::new(Store::new(dir.path())).with_runner(Arc::new(runner));
+    let backend = store_backend(dir.path());
     import(&backend, &path, "doomed:latest").await;
     let digest = format!("sha256-{:x}", Sha256::digest(std::fs::read(&path).unwrap()));
     let weights = dir.path().join("blobs").join(&digest);

@@ -1,64 +1,25 @@
 //! `MlxRunner` behind the store's `StoreBackend`: import the real SmolLM2 GGUF into a temporary
 //! store, then chat through the store (Modelfile parameters apply). Skips loudly without the file.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
-use bytes::Bytes;
 use futures::StreamExt;
-use ollmlx_infer::{Backend, ChatInput, Event, Input, ManageRequest, Message, RawBody, Request};
-use ollmlx_mlx::MlxRunner;
-use ollmlx_store::{Store, StoreBackend};
-use ollmlx_wire::ollama as wire;
-use sha2::{Digest, Sha256};
+use ollmlx_infer::{Backend, ChatInput, Event, Input, Message, Request};
 
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
+use common::{import_gguf, smollm2, store_backend};
 
 #[tokio::test]
 async fn stored_gguf_model_answers_through_the_store_backend() {
-    let Some(path) = model_path() else { return };
-    let data = std::fs::read(&path).unwrap();
-    let digest = format!("sha256:{:x}", Sha256::digest(&data));
+    let Some(path) = smollm2() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let runner = MlxRunner::new(Default::default()).unwrap();
-    let backend = StoreBackend::new(Store::new(dir.path())).with_runner(Arc::new(runner));
-
-    let body: RawBody = futures::stream::iter(
-        data.chunks(1 << 20)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect::<Vec<_>>(),
+    let backend = store_backend(dir.path());
+    import_gguf(
+        &backend,
+        &path,
+        "smollm2:135m",
+        serde_json::json!({"parameters": {"temperature": 0, "num_predict": 16}}),
     )
-    .boxed();
-    backend.blob_put(digest.clone(), body).await.unwrap();
-    let req: wire::CreateRequest = serde_json::from_value(serde_json::json!({
-        "model": "smollm2:135m",
-        "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest},
-        "parameters": {"temperature": 0, "num_predict": 16}
-    }))
-    .unwrap();
-    let mut s = backend
-        .manage(ManageRequest::Create(req.into()))
-        .await
-        .unwrap();
-    while let Some(p) = s.next().await {
-        p.unwrap();
-    }
+    .await;
 
     let req = Request {
         model: "smollm2:135m".into(),
@@ -115,39 +76,25 @@ async fn stored_gguf_model_answers_through_the_store_backend() {
 /// the Ollama way (`_debug_render_only` shows it) and the model still answers through it.
 #[tokio::test]
 async fn go_template_from_the_modelfile_renders_the_prompt() {
-    let Some(path) = model_path() else { return };
-    let data = std::fs::read(&path).unwrap();
-    let digest = format!("sha256:{:x}", Sha256::digest(&data));
+    let Some(path) = smollm2() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let runner = MlxRunner::new(Default::default()).unwrap();
-    let backend = StoreBackend::new(Store::new(dir.path())).with_runner(Arc::new(runner));
-    let body: RawBody = futures::stream::iter(
-        data.chunks(1 << 20)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect::<Vec<_>>(),
-    )
-    .boxed();
-    backend.blob_put(digest.clone(), body).await.unwrap();
+    let backend = store_backend(dir.path());
     let template = "{{- range $i, $_ := .Messages }}\
 {{- $last := eq (len (slice $.Messages $i)) 1 -}}\
 <|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n\
 {{ if and $last (ne .Role \"assistant\") }}<|im_start|>assistant\n{{ end }}\
 {{- end }}";
-    let req: wire::CreateRequest = serde_json::from_value(serde_json::json!({
-        "model": "smollm2-go:135m",
-        "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest},
-        "template": template,
-        "system": "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
-        "parameters": {"temperature": 0, "num_predict": 16}
-    }))
-    .unwrap();
-    let mut s = backend
-        .manage(ManageRequest::Create(req.into()))
-        .await
-        .unwrap();
-    while let Some(p) = s.next().await {
-        p.unwrap();
-    }
+    import_gguf(
+        &backend,
+        &path,
+        "smollm2-go:135m",
+        serde_json::json!({
+            "template": template,
+            "system": "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+            "parameters": {"temperature": 0, "num_predict": 16}
+        }),
+    )
+    .await;
     let chat = |debug: bool, num_ctx: Option<i64>| Request {
         model: "smollm2-go:135m".into(),
         input: Input::Chat(ChatInput {
