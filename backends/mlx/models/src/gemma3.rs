@@ -469,17 +469,11 @@ impl Model for Gemma3 {
     }
 
     fn new_caches(&self) -> Vec<KvCache> {
-        (0..self.blocks.len()).map(|_| KvCache::new()).collect()
+        crate::decoder::layer_caches(self.blocks.len())
     }
 
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {
-        if caches.len() != self.blocks.len() {
-            return Err(ModelError::Invalid(format!(
-                "{} caches for {} layers",
-                caches.len(),
-                self.blocks.len()
-            )));
-        }
+        crate::decoder::check_caches(caches, self.blocks.len())?;
         let mut h = self.embed.forward(tokens)?.multiply(&self.embed_scale)?;
         for (b, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             let r = b
@@ -491,15 +485,8 @@ impl Model for Gemma3 {
             let r = b.down_proj.forward(&g.multiply(b.up_proj.forward(&x)?)?)?;
             h = h.add(b.post_ff_norm.forward(&r)?)?;
         }
-        if mode == LogitsMode::Last && h.dim(1) > 1 {
-            let last = Array::from_int(h.dim(1) - 1);
-            h = h.take_axis(&last, 1)?.expand_dims(1)?;
-        }
-        let h = self.norm.forward(&h)?;
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(&h)?,
-            None => self.embed.as_linear(&h)?,
-        };
+        let logits =
+            crate::decoder::logits(h, mode, &self.norm, self.lm_head.as_ref(), &self.embed)?;
         match self.cfg.final_logit_softcapping {
             Some(c) if c > 0.0 => {
                 let c = Array::from_f32(c).as_dtype(logits.dtype())?;

@@ -11,6 +11,7 @@
 pub mod bert;
 pub mod cache;
 pub mod config;
+mod decoder;
 pub mod error;
 pub mod gemma3;
 pub mod llama;

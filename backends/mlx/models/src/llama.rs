@@ -10,7 +10,7 @@ use mlx_rs::Array;
 
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
-use crate::error::{ModelError, Result};
+use crate::error::Result;
 use crate::nn::{Attention, Embedding, Linear, Mlp, RmsNorm, Rope, RopeScaling};
 use crate::weights::{WeightFormat, Weights};
 use crate::{LogitsMode, Model, ModelInfo};
@@ -145,17 +145,11 @@ impl Model for Llama {
     }
 
     fn new_caches(&self) -> Vec<KvCache> {
-        (0..self.blocks.len()).map(|_| KvCache::new()).collect()
+        crate::decoder::layer_caches(self.blocks.len())
     }
 
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {
-        if caches.len() != self.blocks.len() {
-            return Err(ModelError::Invalid(format!(
-                "{} caches for {} layers",
-                caches.len(),
-                self.blocks.len()
-            )));
-        }
+        crate::decoder::check_caches(caches, self.blocks.len())?;
         let mut h = self.embed.forward(tokens)?;
         for (b, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             let a = b.attn.forward(&b.input_norm.forward(&h)?, cache)?;
@@ -163,14 +157,6 @@ impl Model for Llama {
             let m = b.mlp.forward(&b.post_norm.forward(&h)?)?;
             h = h.add(&m)?;
         }
-        if mode == LogitsMode::Last && h.dim(1) > 1 {
-            let last = Array::from_int(h.dim(1) - 1);
-            h = h.take_axis(&last, 1)?.expand_dims(1)?;
-        }
-        let h = self.norm.forward(&h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed.as_linear(&h),
-        }
+        crate::decoder::logits(h, mode, &self.norm, self.lm_head.as_ref(), &self.embed)
     }
 }

@@ -352,17 +352,11 @@ impl Model for Qwen3Moe {
     }
 
     fn new_caches(&self) -> Vec<KvCache> {
-        (0..self.blocks.len()).map(|_| KvCache::new()).collect()
+        crate::decoder::layer_caches(self.blocks.len())
     }
 
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {
-        if caches.len() != self.blocks.len() {
-            return Err(ModelError::Invalid(format!(
-                "{} caches for {} layers",
-                caches.len(),
-                self.blocks.len()
-            )));
-        }
+        crate::decoder::check_caches(caches, self.blocks.len())?;
         let mut h = self.embed.forward(tokens)?;
         for (b, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             let a = self.attention(b, &b.input_norm.forward(&h)?, cache)?;
@@ -374,15 +368,7 @@ impl Model for Qwen3Moe {
             };
             h = h.add(&m)?;
         }
-        if mode == LogitsMode::Last && h.dim(1) > 1 {
-            let last = Array::from_int(h.dim(1) - 1);
-            h = h.take_axis(&last, 1)?.expand_dims(1)?;
-        }
-        let h = self.norm.forward(&h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed.as_linear(&h),
-        }
+        crate::decoder::logits(h, mode, &self.norm, self.lm_head.as_ref(), &self.embed)
     }
 }
 
