@@ -81,6 +81,8 @@ pub struct GenerateRequest {
     pub format: Option<crate::constrain::FormatSpec>,
     /// Report per-token logprobs with this many alternatives (`None` = no logprobs).
     pub logprobs: Option<usize>,
+    /// Draft model for speculative decoding (Modelfile `DRAFT` or `options.draft`).
+    pub draft: Option<ModelRef>,
 }
 
 impl GenerateRequest {
@@ -104,6 +106,7 @@ impl GenerateRequest {
             num_keep: 4,
             format: None,
             logprobs: None,
+            draft: None,
         }
     }
 }
