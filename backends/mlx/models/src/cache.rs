@@ -9,6 +9,11 @@
 //! the whole history. With [`KvQuant`] the buffers hold MLX affine-quantized triples (packed
 //! `uint32` values, per-group scales and biases) and `update` returns the dequantized history.
 //!
+//! Several sequences can share one cache as rows of the batch axis (continuous batching): rows
+//! are right-aligned, a shorter row is left-padded, and [`KvCache::padding`] tells attention
+//! which columns of each row to mask and where each row's positions start ([`KvCache::stack`],
+//! [`KvCache::select`]).
+//!
 //! Cloning a cache is cheap (MLX arrays are reference counted) and gives an independent
 //! snapshot: MLX updates are functional, and a buffer still referenced by a snapshot is copied
 //! on the next write instead of being updated in place.
@@ -72,7 +77,11 @@ impl Default for Store {
 #[derive(Default, Clone)]
 pub struct KvCache {
     store: Store,
+    /// Columns in use (for a single sequence: its positions).
     offset: i32,
+    /// Per-row left padding when rows of a batch hold different lengths; empty when no row is
+    /// padded.
+    left_pad: Vec<i32>,
 }
 
 impl KvCache {
@@ -95,6 +104,7 @@ impl KvCache {
     /// cleared first.
     pub fn set_quant(&mut self, quant: Option<KvQuant>) {
         self.offset = 0;
+        self.left_pad.clear();
         self.store = match quant {
             Some(spec) => Store::Quant {
                 spec,
@@ -124,9 +134,168 @@ impl KvCache {
         self.set_quant(q);
     }
 
-    /// Drop positions beyond `len` (for prompt-prefix reuse).
+    /// Drop positions beyond `len` (for prompt-prefix reuse). For a padded batch `len` counts
+    /// columns, padding included.
     pub fn truncate(&mut self, len: i32) {
         self.offset = self.offset.min(len.max(0));
+    }
+
+    /// Sequences held along the batch axis (1 for an empty cache).
+    pub fn rows(&self) -> usize {
+        let first = match &self.store {
+            Store::Plain { k, .. } => k.as_ref(),
+            Store::Quant { k, .. } => k[0].as_ref(),
+        };
+        first.map_or(1, |a| a.dim(0).max(1) as usize)
+    }
+
+    /// Left padding of each row, when the rows hold different lengths (`None`: every row starts
+    /// at column 0, so one scalar offset and a plain causal mask describe them all).
+    pub fn padding(&self) -> Option<&[i32]> {
+        (!self.left_pad.is_empty()).then_some(self.left_pad.as_slice())
+    }
+
+    /// Positions held by row `r`.
+    pub fn row_len(&self, r: usize) -> i32 {
+        self.offset - self.left_pad.get(r).copied().unwrap_or(0)
+    }
+
+    /// Each row's position of the next token (`[rows]` int32): the RoPE offsets of a padded batch.
+    pub fn row_offsets(&self) -> Array {
+        let v: Vec<i32> = (0..self.rows()).map(|r| self.row_len(r)).collect();
+        Array::from_slice(&v, &[v.len() as i32])
+    }
+
+    /// Attention mask for `l` new positions of a padded batch (boolean `[rows, 1, l, offset+l]`,
+    /// true = visible): a row never sees its left padding, and new positions see only earlier
+    /// ones.
+    pub fn batch_mask(&self, l: i32) -> Array {
+        let rows = self.rows();
+        let cols = self.offset + l;
+        let mut m = Vec::with_capacity(rows * (l * cols) as usize);
+        for r in 0..rows {
+            let pad = self.left_pad.get(r).copied().unwrap_or(0);
+            for i in 0..l {
+                m.extend((0..cols).map(|j| j >= pad && j <= self.offset + i));
+            }
+        }
+        Array::from_slice(&m, &[rows as i32, 1, l, cols])
+    }
+
+    /// One batch of the given caches (same layer, same quantization), rows in order, right-aligned:
+    /// a shorter part is padded on the left. Every part must hold at least one position.
+    pub fn stack(parts: &[&KvCache]) -> Result<KvCache> {
+        let Some(first) = parts.first() else {
+            return Err(ModelError::Invalid("no caches to stack".into()));
+        };
+        if parts.len() == 1 {
+            return Ok((*first).clone());
+        }
+        let cols = parts.iter().map(|c| c.offset).max().unwrap_or(0);
+        let quant = first.quant();
+        if parts.iter().any(|c| c.offset == 0 || c.quant() != quant) {
+            return Err(ModelError::Invalid(
+                "stacking empty caches or caches of different types".into(),
+            ));
+        }
+        let mut left_pad = Vec::new();
+        let mut bufs: Vec<Vec<Array>> = Vec::new();
+        for c in parts {
+            let pad = cols - c.offset;
+            left_pad.extend((0..c.rows()).map(|r| c.left_pad.get(r).copied().unwrap_or(0) + pad));
+            for (i, a) in c.buffers().into_iter().enumerate() {
+                let a = a.ok_or_else(|| ModelError::Invalid("kv cache buffer missing".into()))?;
+                let used = a.try_index((.., .., ..c.offset, ..))?;
+                let padded = if pad > 0 {
+                    let z = zeros_dtype(&[a.dim(0), a.dim(1), pad, a.dim(3)], a.dtype())?;
+                    concatenate(&[z, used], 2)?
+                } else {
+                    used
+                };
+                if bufs.len() <= i {
+                    bufs.push(Vec::new());
+                }
+                bufs[i].push(padded);
+            }
+        }
+        let joined = bufs
+            .iter()
+            .map(|b| concatenate(b, 0))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut out = KvCache::with_quant(quant);
+        out.set_buffers(joined);
+        out.offset = cols;
+        out.left_pad = left_pad;
+        out.normalize_padding();
+        Ok(out)
+    }
+
+    /// The batch reduced to `rows` (indices into this cache, in the order given); columns that
+    /// are padding for every kept row are dropped.
+    pub fn select(&self, rows: &[usize]) -> Result<KvCache> {
+        if rows.is_empty() || rows.iter().any(|&r| r >= self.rows()) {
+            return Err(ModelError::Invalid(format!(
+                "selecting rows {rows:?} of a {}-row cache",
+                self.rows()
+            )));
+        }
+        let pads: Vec<i32> = rows
+            .iter()
+            .map(|&r| self.left_pad.get(r).copied().unwrap_or(0))
+            .collect();
+        let trim = pads.iter().copied().min().unwrap_or(0);
+        let identity = rows.len() == self.rows() && rows.iter().enumerate().all(|(i, &r)| i == r);
+        let mut out = self.clone();
+        if !(identity && trim == 0) && self.offset > 0 {
+            let idx: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
+            let idx = Array::from_slice(&idx, &[idx.len() as i32]);
+            let bufs = self
+                .buffers()
+                .into_iter()
+                .map(|a| {
+                    let a =
+                        a.ok_or_else(|| ModelError::Invalid("kv cache buffer missing".into()))?;
+                    let a = if identity {
+                        a.clone()
+                    } else {
+                        a.take_axis(&idx, 0)?
+                    };
+                    Ok(a.try_index((.., .., trim..self.offset, ..))?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.set_buffers(bufs);
+        }
+        out.offset = self.offset - trim;
+        out.left_pad = pads.iter().map(|p| p - trim).collect();
+        out.normalize_padding();
+        Ok(out)
+    }
+
+    fn normalize_padding(&mut self) {
+        if self.left_pad.iter().all(|&p| p == 0) {
+            self.left_pad.clear();
+        }
+    }
+
+    fn buffers(&self) -> Vec<Option<&Array>> {
+        match &self.store {
+            Store::Plain { k, v } => vec![k.as_ref(), v.as_ref()],
+            Store::Quant { k, v, .. } => k.iter().chain(v.iter()).map(Option::as_ref).collect(),
+        }
+    }
+
+    fn set_buffers(&mut self, mut bufs: Vec<Array>) {
+        match &mut self.store {
+            Store::Plain { k, v } => {
+                *v = bufs.pop();
+                *k = bufs.pop();
+            }
+            Store::Quant { k, v, .. } => {
+                for slot in v.iter_mut().rev().chain(k.iter_mut().rev()) {
+                    *slot = bufs.pop();
+                }
+            }
+        }
     }
 
     /// Bytes held by the buffers (their full capacity, not just `offset` positions).
@@ -306,6 +475,78 @@ mod tests {
         for (a, b) in k.as_slice::<f32>().iter().zip(want.as_slice::<f32>()) {
             assert!((a - b).abs() <= 0.03, "{a} vs {b}");
         }
+    }
+
+    fn filled(vals: &[f32]) -> KvCache {
+        let mut c = KvCache::new();
+        let a = Array::from_slice(vals, &[1, 1, vals.len() as i32, 1]);
+        c.update(&a, &a).unwrap();
+        c
+    }
+
+    #[test]
+    fn stacking_rows_of_different_lengths_pads_the_shorter_on_the_left() {
+        let (a, b) = (filled(&[1.0, 2.0, 3.0]), filled(&[7.0]));
+        let s = KvCache::stack(&[&a, &b]).unwrap();
+        assert_eq!((s.rows(), s.offset()), (2, 3));
+        assert_eq!(s.padding(), Some(&[0, 2][..]));
+        assert_eq!((s.row_len(0), s.row_len(1)), (3, 1));
+        assert_eq!(s.row_offsets().as_slice::<i32>(), &[3, 1]);
+        // A new column for both rows lands after each row's own history.
+        let mut s = s;
+        let n = Array::from_slice(&[4.0f32, 8.0], &[2, 1, 1, 1]);
+        let (k, _) = s.update(&n, &n).unwrap();
+        assert_eq!(
+            k.contiguous().unwrap().as_slice::<f32>(),
+            &[1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 7.0, 8.0]
+        );
+        let m = s.batch_mask(1);
+        assert_eq!(m.shape(), &[2, 1, 1, 5]);
+    }
+
+    #[test]
+    fn selecting_rows_trims_padding_no_kept_row_needs() {
+        let (a, b, c) = (
+            filled(&[1.0, 2.0, 3.0]),
+            filled(&[7.0]),
+            filled(&[5.0, 6.0]),
+        );
+        let s = KvCache::stack(&[&a, &b, &c]).unwrap();
+        assert_eq!(s.padding(), Some(&[0, 2, 1][..]));
+        // Dropping the longest row leaves one column of padding nobody needs.
+        let t = s.select(&[2, 1]).unwrap();
+        assert_eq!((t.rows(), t.offset()), (2, 2));
+        assert_eq!(t.padding(), Some(&[0, 1][..]));
+        // A single row comes back unpadded, positions intact.
+        let mut one = s.select(&[1]).unwrap();
+        assert_eq!((one.rows(), one.offset(), one.padding()), (1, 1, None));
+        let e = Array::from_slice(&[9.0f32], &[1, 1, 1, 1]);
+        let (k, _) = one.update(&e, &e).unwrap();
+        assert_eq!(k.contiguous().unwrap().as_slice::<f32>(), &[7.0, 9.0]);
+        // Out-of-range rows are an error, not a panic.
+        assert!(s.select(&[3]).is_err());
+    }
+
+    #[test]
+    fn quantized_caches_stack_and_select_like_plain_ones() {
+        let q = Some(KvQuant {
+            bits: 8,
+            group_size: 32,
+        });
+        let row = |n: usize, base: f32| {
+            let mut c = KvCache::with_quant(q);
+            let v: Vec<f32> = (0..n * 32).map(|i| base + (i % 7) as f32).collect();
+            let a = Array::from_slice(&v, &[1, 1, n as i32, 32]);
+            c.update(&a, &a).unwrap();
+            c
+        };
+        let s = KvCache::stack(&[&row(3, 0.0), &row(1, 10.0)]).unwrap();
+        assert_eq!((s.rows(), s.padding()), (2, Some(&[0, 2][..])));
+        let mut back = s.select(&[1]).unwrap();
+        let e = Array::from_slice(&[10.0f32; 32], &[1, 1, 1, 32]);
+        let (k, _) = back.update(&e, &e).unwrap();
+        assert_eq!(k.shape(), &[1, 1, 2, 32]);
+        assert!((k.contiguous().unwrap().as_slice::<f32>()[0] - 10.0).abs() < 0.1);
     }
 
     #[test]

@@ -71,6 +71,12 @@ pub trait Model {
     fn as_encoder(&self) -> Option<&dyn bert::Encoder> {
         None
     }
+
+    /// Whether `forward` accepts caches holding several sequences of different lengths (rows
+    /// stacked with [`KvCache::stack`]) and keeps each row's result equal to running it alone.
+    fn supports_batch(&self) -> bool {
+        false
+    }
 }
 
 /// A model plus what its files carry besides weights.

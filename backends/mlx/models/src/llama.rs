@@ -148,6 +148,10 @@ impl Model for Llama {
         crate::decoder::layer_caches(self.blocks.len())
     }
 
+    fn supports_batch(&self) -> bool {
+        true // attention is `nn::Attention`, which honours padded batches
+    }
+
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {
         crate::decoder::check_caches(caches, self.blocks.len())?;
         let mut h = self.embed.forward(tokens)?;

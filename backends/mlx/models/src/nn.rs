@@ -241,6 +241,25 @@ impl Rope {
         }
     }
 
+    /// Rotate `x` (`[B, H, L, D]`) where row `b` starts at position `offsets[b]` (`[B]` int32):
+    /// the rows of a padded batch.
+    pub fn forward_rows(&self, x: &Array, offsets: &Array) -> Result<Array> {
+        let base = if self.freqs.is_some() {
+            None
+        } else {
+            Some(self.base)
+        };
+        Ok(fast::rope_dynamic(
+            x,
+            self.dims,
+            self.traditional,
+            base,
+            self.scale,
+            offsets,
+            self.freqs.as_ref(),
+        )?)
+    }
+
     /// Rotate `x` (`[B, H, L, D]`) for positions `offset..offset+L`.
     pub fn forward(&self, x: &Array, offset: i32) -> Result<Array> {
         let base = if self.freqs.is_some() {
@@ -297,12 +316,28 @@ impl Attention {
             k = kn.forward(&k)?;
         }
         let v = heads(self.v_proj.forward(x)?, self.n_kv_heads)?;
-        let offset = cache.offset();
-        let q = self.rope.forward(&q, offset)?;
-        let k = self.rope.forward(&k, offset)?;
+        // A padded batch (rows of different lengths) needs per-row positions and a mask that
+        // hides each row's padding; everything else takes the scalar-offset path.
+        let batch_mask = match cache.padding() {
+            Some(_) => {
+                let pos = cache.row_offsets();
+                q = self.rope.forward_rows(&q, &pos)?;
+                k = self.rope.forward_rows(&k, &pos)?;
+                Some(cache.batch_mask(l))
+            }
+            None => {
+                let offset = cache.offset();
+                q = self.rope.forward(&q, offset)?;
+                k = self.rope.forward(&k, offset)?;
+                None
+            }
+        };
         let (k, v) = cache.update(&k, &v)?;
         let scale = (self.head_dim as f32).powf(-0.5);
-        let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
+        let mask = match &batch_mask {
+            Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
+            None => (l > 1).then_some(ScaledDotProductAttentionMask::Causal),
+        };
         let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
