@@ -1,23 +1,27 @@
-//! BERT-family encoders (BERT, MiniLM, sentence-transformers models) for embeddings.
+//! BERT-family encoders (BERT, MiniLM, mxbai-embed-large, sentence-transformers models) for
+//! embeddings.
+//!
+//! Sits under [`crate::load`] and above the engine's embed job: `ollmlx_engine::embed` calls
+//! [`Encoder::embed`] on whatever [`crate::Model::as_encoder`] returns.
 //!
 //! Word + position + token-type embeddings and a LayerNorm, then post-LayerNorm blocks of
 //! biased multi-head self-attention (padding masked out) and a GELU MLP. Sentence vectors are
-//! pooled per `1_Pooling/config.json` (mean over the attention mask by default, or the `[CLS]`
-//! position) and L2-normalized when `modules.json` lists a `Normalize` module. Hugging Face
-//! tensor names, with or without a `bert.` prefix.
+//! pooled by [`crate::pooling`] (mean, `[CLS]`, last or max, from `1_Pooling/config.json` or
+//! GGUF `bert.pooling_type`). Hugging Face tensor names, with or without a `bert.` prefix; GGUF
+//! names are mapped onto them by [`crate::encoder_gguf`].
 
 use std::path::Path;
 
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
-use mlx_rs::ops::{erf, maximum};
-use mlx_rs::{Array, Dtype};
+use mlx_rs::ops::erf;
+use mlx_rs::Array;
 use serde_json::Value;
 
 use crate::cache::KvCache;
 use crate::error::{ModelError, Result};
 use crate::nn::{Embedding, Linear};
 use crate::weights::Weights;
-use crate::{registry, LogitsMode, Model, ModelInfo};
+use crate::{LogitsMode, Model, ModelInfo};
 
 /// Hyper-parameters of a BERT encoder (`config.json`, `model_type: bert`).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,59 +70,7 @@ impl BertConfig {
     }
 }
 
-/// How token states become one sentence vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    /// Average over the non-padding tokens.
-    Mean,
-    /// The first (`[CLS]`) position.
-    Cls,
-}
-
-/// Pooling and normalization, from the sentence-transformers files next to the weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolingConfig {
-    /// Pooling mode.
-    pub pooling: Pooling,
-    /// L2-normalize the pooled vector (a `Normalize` module in `modules.json`).
-    pub normalize: bool,
-}
-
-impl Default for PoolingConfig {
-    fn default() -> Self {
-        PoolingConfig {
-            pooling: Pooling::Mean,
-            normalize: false,
-        }
-    }
-}
-
-impl PoolingConfig {
-    /// Read `modules.json` and the pooling module's `config.json` (default: mean, no normalize).
-    pub fn from_dir(dir: &Path) -> Self {
-        let read = |p: &Path| -> Option<Value> {
-            serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-        };
-        let modules = read(&dir.join("modules.json"));
-        let list = modules.as_ref().and_then(Value::as_array);
-        let of_type = |suffix: &str| -> Option<&Value> {
-            list?
-                .iter()
-                .find(|m| m["type"].as_str().is_some_and(|t| t.ends_with(suffix)))
-        };
-        let pool_dir = of_type(".Pooling")
-            .and_then(|m| m["path"].as_str())
-            .unwrap_or("1_Pooling");
-        let pooling = match read(&dir.join(pool_dir).join("config.json")) {
-            Some(c) if c["pooling_mode_cls_token"].as_bool() == Some(true) => Pooling::Cls,
-            _ => Pooling::Mean,
-        };
-        PoolingConfig {
-            pooling,
-            normalize: of_type(".Normalize").is_some(),
-        }
-    }
-}
+pub use crate::pooling::{Pooling, PoolingConfig};
 
 /// An encoder that turns token batches into sentence vectors.
 pub trait Encoder {
@@ -131,14 +83,15 @@ pub trait Encoder {
     fn embed(&self, tokens: &Array, mask: &Array) -> Result<Array>;
 }
 
-struct LayerNorm {
-    weight: Array,
-    bias: Array,
+/// LayerNorm with a learned gain and bias (BERT-style encoders).
+pub(crate) struct LayerNorm {
+    pub(crate) weight: Array,
+    pub(crate) bias: Array,
     eps: f32,
 }
 
 impl LayerNorm {
-    fn load(w: &mut Weights, prefix: &str, eps: f32) -> Result<Self> {
+    pub(crate) fn load(w: &mut Weights, prefix: &str, eps: f32) -> Result<Self> {
         Ok(LayerNorm {
             weight: w.take_float(&format!("{prefix}.weight"))?,
             bias: w.take_float(&format!("{prefix}.bias"))?,
@@ -146,7 +99,7 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Array) -> Result<Array> {
+    pub(crate) fn forward(&self, x: &Array) -> Result<Array> {
         Ok(fast::layer_norm(x, &self.weight, &self.bias, self.eps)?)
     }
 }
@@ -279,13 +232,7 @@ impl Bert {
             .add(self.position.take_axis(&positions, 0)?)?
             .add(self.token_type.take_axis(Array::from_int(0), 0)?)?;
         let mut h = self.emb_norm.forward(&h)?;
-        // Additive key mask [B, 1, 1, L]: 0 for tokens, a large negative for padding.
-        let neg = mask
-            .as_dtype(dtype)?
-            .subtract(Array::from_f32(1.0))?
-            .multiply(Array::from_f32(1e9))?
-            .as_dtype(dtype)?
-            .reshape(&[b, 1, 1, l])?;
+        let neg = key_padding_mask(mask, dtype)?;
         let heads = self.cfg.num_heads;
         let hd = self.cfg.hidden_size / heads.max(1);
         let scale = (hd as f32).powf(-0.5);
@@ -310,6 +257,18 @@ impl Bert {
     }
 }
 
+/// Additive attention mask `[B, 1, 1, L]` from a `[B, L]` token mask: 0 for tokens, a large
+/// negative for padding keys.
+pub(crate) fn key_padding_mask(mask: &Array, dtype: mlx_rs::Dtype) -> Result<Array> {
+    let (b, l) = (mask.dim(0), mask.dim(1));
+    Ok(mask
+        .as_dtype(dtype)?
+        .subtract(Array::from_f32(1.0))?
+        .multiply(Array::from_f32(1e9))?
+        .as_dtype(dtype)?
+        .reshape(&[b, 1, 1, l])?)
+}
+
 impl Encoder for Bert {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -320,24 +279,8 @@ impl Encoder for Bert {
     }
 
     fn embed(&self, tokens: &Array, mask: &Array) -> Result<Array> {
-        let h = self.hidden_states(tokens, mask)?.as_dtype(Dtype::Float32)?;
-        let pooled = match self.pooling.pooling {
-            Pooling::Cls => h.take_axis(Array::from_int(0), 1)?,
-            Pooling::Mean => {
-                let m = mask.as_dtype(Dtype::Float32)?.expand_dims(-1)?;
-                let sum = h.multiply(&m)?.sum_axis(1, false)?;
-                let count = maximum(m.sum_axis(1, false)?, Array::from_f32(1e-9))?;
-                sum.divide(&count)?
-            }
-        };
-        if !self.pooling.normalize {
-            return Ok(pooled);
-        }
-        let norm = maximum(
-            pooled.square()?.sum_axis(-1, true)?.sqrt()?,
-            Array::from_f32(1e-12),
-        )?;
-        Ok(pooled.divide(&norm)?)
+        let h = self.hidden_states(tokens, mask)?;
+        crate::pooling::pool(&h, mask, self.pooling)
     }
 }
 
@@ -362,48 +305,17 @@ impl Model for Bert {
     }
 }
 
-/// Whether `path` is a safetensors directory of an embedding-only architecture (cheap: reads
-/// `config.json` only).
+/// Whether the weights at `path` (a safetensors directory, a GGUF file or a `model.gguf`
+/// directory) form an embedding model. Cheap: reads `config.json` or the GGUF header only.
 pub fn is_embedding_dir(path: &Path) -> bool {
-    let Some(cfg) = std::fs::read_to_string(path.join("config.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-    else {
-        return false;
-    };
-    let fam = cfg["architectures"][0]
-        .as_str()
-        .and_then(registry::family)
-        .or_else(|| cfg["model_type"].as_str().and_then(registry::family));
-    fam.is_some_and(registry::Family::is_embedding)
+    crate::embedding_kind::is_embedding_model(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlx_rs::Dtype;
     use std::collections::HashMap;
-
-    #[test]
-    fn pooling_defaults_to_mean_and_reads_cls_and_normalize() {
-        let dir = std::env::temp_dir().join(format!("ollmlx-bert-pool-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
-        assert_eq!(PoolingConfig::from_dir(&dir), PoolingConfig::default());
-        std::fs::write(
-            dir.join("modules.json"),
-            r#"[{"path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
-                {"path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#,
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("1_Pooling/config.json"),
-            r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
-        )
-        .unwrap();
-        let p = PoolingConfig::from_dir(&dir);
-        assert_eq!(p.pooling, Pooling::Cls);
-        assert!(p.normalize);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     fn tiny() -> Bert {
         let d = 4;

@@ -12,13 +12,18 @@ pub mod bert;
 pub mod cache;
 pub mod config;
 mod decoder;
+pub mod decoder_embed;
+pub mod embedding_kind;
+pub mod encoder_gguf;
 pub mod error;
 pub mod gemma3;
 pub mod llama;
 pub mod lora;
 pub mod moe;
 pub mod nn;
+pub mod nomic_bert;
 pub mod phi3;
+pub mod pooling;
 pub mod quant;
 pub mod qwen3_moe;
 pub mod registry;
@@ -149,7 +154,15 @@ pub fn load_gguf_with_adapter(
     let model: Box<dyn Model> = match family {
         registry::Family::Llama => {
             let cfg = config::LlamaConfig::from_gguf(&meta, &arch, w.contains("lm_head.weight"))?;
-            Box::new(llama::Llama::new(cfg, &mut w, &arch)?)
+            match encoder_gguf::pooling_type(&meta, &arch)? {
+                Some(p) => Box::new(decoder_embed::DecoderEmbedder::new(
+                    cfg,
+                    &mut w,
+                    &arch,
+                    pooling::PoolingConfig::from_gguf_type(Some(p), pooling::Pooling::Last)?,
+                )?),
+                None => Box::new(llama::Llama::new(cfg, &mut w, &arch)?),
+            }
         }
         registry::Family::Gemma3 => Box::new(gemma3::Gemma3::new(
             gemma3::Gemma3Config::from_gguf(&meta)?,
@@ -179,7 +192,28 @@ pub fn load_gguf_with_adapter(
             &arch,
             &quant::QuantPlan::uniform(32),
         )?),
-        registry::Family::Bert => return Err(ModelError::UnsupportedArchitecture(arch)),
+        registry::Family::Bert => {
+            let cfg = bert::BertConfig::from_gguf(&meta, &arch)?;
+            let p = encoder_gguf::pooling_type(&meta, &arch)?;
+            encoder_gguf::rename_bert(&mut w);
+            Box::new(bert::Bert::new(
+                cfg,
+                &mut w,
+                &arch,
+                pooling::PoolingConfig::from_gguf_type(p, pooling::Pooling::Mean)?,
+            )?)
+        }
+        registry::Family::NomicBert => {
+            let cfg = nomic_bert::NomicBertConfig::from_gguf(&meta, &arch)?;
+            let p = encoder_gguf::pooling_type(&meta, &arch)?;
+            encoder_gguf::rename_nomic_bert(&mut w);
+            Box::new(nomic_bert::NomicBert::new(
+                cfg,
+                &mut w,
+                &arch,
+                pooling::PoolingConfig::from_gguf_type(p, pooling::Pooling::Mean)?,
+            )?)
+        }
     };
     drop(w);
     Ok(Loaded {
@@ -242,6 +276,14 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
         lora::apply(&mut w, &adapter, None)?;
     }
     let model: Box<dyn Model> = match family {
+        registry::Family::Llama if pooling::has_sentence_transformers_files(dir) => {
+            Box::new(decoder_embed::DecoderEmbedder::new(
+                config::LlamaConfig::from_hf(&cfg)?,
+                &mut w,
+                &arch,
+                pooling::PoolingConfig::from_dir_or(dir, pooling::Pooling::Last)?,
+            )?)
+        }
         registry::Family::Llama => Box::new(llama::Llama::new(
             config::LlamaConfig::from_hf(&cfg)?,
             &mut w,
@@ -272,7 +314,13 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
             bert::BertConfig::from_hf(&cfg)?,
             &mut w,
             &arch,
-            bert::PoolingConfig::from_dir(dir),
+            bert::PoolingConfig::from_dir(dir)?,
+        )?),
+        registry::Family::NomicBert => Box::new(nomic_bert::NomicBert::new(
+            nomic_bert::NomicBertConfig::from_hf(&cfg)?,
+            &mut w,
+            &arch,
+            bert::PoolingConfig::from_dir(dir)?,
         )?),
     };
     Ok(Loaded {

@@ -8,6 +8,8 @@ pub enum Family {
     Llama,
     /// [`crate::bert::Bert`]: an encoder serving embeddings only.
     Bert,
+    /// [`crate::nomic_bert::NomicBert`]: an encoder serving embeddings only.
+    NomicBert,
     /// [`crate::gemma3::Gemma3`] (text decoder; images are not supported).
     Gemma3,
     /// [`crate::phi3::Phi3`].
@@ -19,7 +21,7 @@ pub enum Family {
 impl Family {
     /// Whether the family only embeds (cannot generate text).
     pub fn is_embedding(self) -> bool {
-        self == Family::Bert
+        matches!(self, Family::Bert | Family::NomicBert)
     }
 }
 
@@ -35,6 +37,9 @@ pub const ARCHITECTURES: &[(&str, Family)] = &[
     ("Qwen3ForCausalLM", Family::Llama),       // HF
     ("bert", Family::Bert),                    // HF model_type
     ("BertModel", Family::Bert),               // HF (sentence-transformers)
+    ("nomic-bert", Family::NomicBert),         // GGUF
+    ("nomic_bert", Family::NomicBert),         // HF model_type
+    ("NomicBertModel", Family::NomicBert),     // HF
     ("gemma3", Family::Gemma3),                // GGUF; HF wrapper model_type (text only)
     ("gemma3_text", Family::Gemma3),           // HF model_type
     ("Gemma3ForCausalLM", Family::Gemma3),     // HF
@@ -77,6 +82,14 @@ mod tests {
         assert_eq!(family("bert"), Some(Family::Bert));
         assert!(Family::Bert.is_embedding());
         assert!(!Family::Llama.is_embedding());
+    }
+
+    #[test]
+    fn nomic_bert_is_registered_under_gguf_and_hf_names_as_an_embedding_family() {
+        for a in ["nomic-bert", "nomic_bert", "NomicBertModel"] {
+            assert_eq!(family(a), Some(Family::NomicBert), "{a}");
+        }
+        assert!(Family::NomicBert.is_embedding());
     }
 
     #[test]
