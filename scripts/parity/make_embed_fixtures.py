@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""Generate the embedding fixtures used by backends/mlx/models/tests/embed_*.rs and
+backends/mlx/engine/tests/embed_families.rs.
+
+Three tiny random-weight embedding models, each as a Hugging Face / sentence-transformers
+directory (config.json, model.safetensors in float32, tokenizer.json, modules.json,
+1_Pooling/config.json) and as a llama.cpp-style GGUF file (float32 tensors, llama.cpp tensor
+names and `<arch>.*` keys, `<arch>.pooling_type`):
+
+- embed-bert-cls:  BertModel, [CLS] pooling + Normalize (mxbai-embed-large style);
+                   GGUF arch `bert`, pooling_type 2.
+- embed-nomic:     NomicBertModel (rotary, fused Wqkv, SwiGLU, no biases), mean pooling, no
+                   Normalize module (so raw magnitudes are checked too); GGUF arch `nomic-bert`,
+                   pooling_type 1.
+- embed-qwen3:     Qwen3 decoder saved the way Qwen3-Embedding is (bare `Qwen3Model` tensor names:
+                   `embed_tokens.weight`, `layers.N...`, `norm.weight`), last-token pooling +
+                   Normalize, tokenizer appends `<|endoftext|>`; GGUF arch `qwen3`, pooling_type 3.
+
+References (reference.json in each directory):
+- BERT and nomic-bert: an independent numpy forward written here from the Hugging Face /
+  nomic `contrastors` semantics (float64, stored as float32). No MLX reference is installable
+  next to mlx 0.32.2 (mlx-embeddings pins another mlx).
+- Qwen3: mlx-lm's own `mlx_lm.models.qwen3.Model`; hidden states are `model.model(ids)` (final
+  RMSNorm applied), pooled and normalized in numpy.
+
+Each reference entry holds the input text, its token ids (from the fixture's tokenizer.json
+through the `tokenizers` package), the raw pooled vector (`pooled`) and, for decoders, the
+mean-pooled one too. `truncated` holds the first long text cut to 8 tokens the way the engine
+does (first 7 tokens + the final special token).
+
+    /tmp/refenv/bin/pip install mlx==0.32.2 mlx-cpu==0.32.2 mlx-lm==0.32.2 numpy safetensors \
+        gguf==0.19.0 tokenizers
+    /tmp/refenv/bin/python scripts/parity/make_embed_fixtures.py
+"""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import gguf
+import numpy as np
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "backends/mlx/models/tests/fixtures"
+GGUF_DIR = FIX / "embed-gguf"
+TRUNC_CTX = 8
+
+TEXTS = [
+    "the cat sat on the mat",
+    "a quick brown fox jumps over the lazy dog!",
+    "hello world",
+    "why is the sky blue? because light scatters in the air, and blue light scatters most.",
+]
+WORDS = sorted(
+    set(
+        "the cat sat on mat a quick brown fox jumps over lazy dog hello world why is sky blue "
+        "because light scatters in air and most what who how where when".split()
+    )
+)
+PUNCT = [".", ",", "!", "?"]
+
+
+# ---------------------------------------------------------------- tokenizers
+
+
+def wordpiece_tokenizer(path):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + PUNCT + WORDS
+    vocab += [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab += ["##" + chr(c) for c in range(ord("a"), ord("z") + 1)]
+    ids = {t: i for i, t in enumerate(vocab)}
+    tok = Tokenizer(models.WordPiece(ids, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    tok.decoder = decoders.WordPiece()
+    tok.save(str(path / "tokenizer.json"))
+    return tok, len(vocab)
+
+
+def wordlevel_tokenizer(path, vocab_size):
+    vocab = ["<unk>", "<|endoftext|>"] + PUNCT + WORDS
+    vocab += [f"w{i}" for i in range(vocab_size - len(vocab))]
+    ids = {t: i for i, t in enumerate(vocab)}
+    tok = Tokenizer(models.WordLevel(ids, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", 1)]
+    )
+    tok.save(str(path / "tokenizer.json"))
+    (path / "tokenizer_config.json").write_text(
+        json.dumps({"eos_token": "<|endoftext|>", "add_bos_token": False}, indent=1)
+    )
+    return tok
+
+
+def sentence_transformers_files(path, mode, normalize):
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append(
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        )
+    (path / "modules.json").write_text(json.dumps(modules, indent=1))
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    cfg = {
+        "pooling_mode_cls_token": mode == "cls",
+        "pooling_mode_mean_tokens": mode == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": mode == "last",
+    }
+    (path / "1_Pooling/config.json").write_text(json.dumps(cfg, indent=1))
+
+
+# ---------------------------------------------------------------- numpy reference pieces
+
+
+def layer_norm(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+_erf = np.vectorize(math.erf)
+
+
+def gelu_erf(x):
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+def lin(x, p, name):
+    y = x @ p[name + ".weight"].T
+    if name + ".bias" in p:
+        y = y + p[name + ".bias"]
+    return y
+
+
+def attend(q, k, v, heads):
+    """q, k, v: [L, D] (k, v already projected); bidirectional, no padding (one sequence)."""
+    L, D = q.shape
+    hd = D // heads
+    q = q.reshape(L, heads, hd).transpose(1, 0, 2)
+    k = k.reshape(L, heads, hd).transpose(1, 0, 2)
+    v = v.reshape(L, heads, hd).transpose(1, 0, 2)
+    s = softmax(q @ k.transpose(0, 2, 1) / math.sqrt(hd))
+    return (s @ v).transpose(1, 0, 2).reshape(L, D)
+
+
+def rotary_neox(x, dims, base):
+    """x: [heads, L, hd]; rotate the first `dims` features, halves layout."""
+    L = x.shape[1]
+    inv = base ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
+    ang = np.arange(L, dtype=np.float64)[:, None] * inv[None, :]
+    cos, sin = np.cos(ang), np.sin(ang)
+    half = dims // 2
+    x1, x2 = x[..., :half], x[..., half:dims]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x[..., dims:]], axis=-1)
+
+
+def pool(h, mode):
+    if mode == "cls":
+        return h[0]
+    if mode == "last":
+        return h[-1]
+    if mode == "max":
+        return h.max(0)
+    return h.mean(0)
+
+
+# ---------------------------------------------------------------- weights
+
+
+def normal(rng, shape, std):
+    return rng.normal(0.0, std, shape)
+
+
+def dense(rng, p, name, out, inp, bias=True, gain=1.0):
+    p[name + ".weight"] = normal(rng, (out, inp), gain / math.sqrt(inp))
+    if bias:
+        p[name + ".bias"] = normal(rng, (out,), 0.1)
+
+
+def norm(rng, p, name, d):
+    p[name + ".weight"] = 1.0 + normal(rng, (d,), 0.1)
+    p[name + ".bias"] = normal(rng, (d,), 0.1)
+
+
+def f32(p):
+    return {k: np.ascontiguousarray(v.astype(np.float32)) for k, v in p.items()}
+
+
+def f64(p):
+    return {k: v.astype(np.float64) for k, v in p.items()}
+
+
+# ---------------------------------------------------------------- BERT (CLS)
+
+BERT = {
+    "architectures": ["BertModel"],
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12,
+    "hidden_act": "gelu",
+}
+
+
+def bert_params(rng, cfg):
+    d, f = cfg["hidden_size"], cfg["intermediate_size"]
+    p = {}
+    p["embeddings.word_embeddings.weight"] = normal(rng, (cfg["vocab_size"], d), 1.0)
+    p["embeddings.position_embeddings.weight"] = normal(rng, (cfg["max_position_embeddings"], d), 0.5)
+    p["embeddings.token_type_embeddings.weight"] = normal(rng, (2, d), 0.5)
+    norm(rng, p, "embeddings.LayerNorm", d)
+    for i in range(cfg["num_hidden_layers"]):
+        l = f"encoder.layer.{i}"
+        for n in ("query", "key", "value"):
+            dense(rng, p, f"{l}.attention.self.{n}", d, d, gain=2.0 if n != "value" else 1.0)
+        dense(rng, p, f"{l}.attention.output.dense", d, d)
+        norm(rng, p, f"{l}.attention.output.LayerNorm", d)
+        dense(rng, p, f"{l}.intermediate.dense", f, d)
+        dense(rng, p, f"{l}.output.dense", d, f)
+        norm(rng, p, f"{l}.output.LayerNorm", d)
+    return p
+
+
+def bert_forward(p, cfg, ids):
+    eps = cfg["layer_norm_eps"]
+    L = len(ids)
+    h = (
+        p["embeddings.word_embeddings.weight"][ids]
+        + p["embeddings.position_embeddings.weight"][:L]
+        + p["embeddings.token_type_embeddings.weight"][0]
+    )
+    h = layer_norm(h, p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"], eps)
+    for i in range(cfg["num_hidden_layers"]):
+        l = f"encoder.layer.{i}"
+        q = lin(h, p, f"{l}.attention.self.query")
+        k = lin(h, p, f"{l}.attention.self.key")
+        v = lin(h, p, f"{l}.attention.self.value")
+        a = lin(attend(q, k, v, cfg["num_attention_heads"]), p, f"{l}.attention.output.dense")
+        n = f"{l}.attention.output.LayerNorm"
+        h = layer_norm(h + a, p[n + ".weight"], p[n + ".bias"], eps)
+        m = lin(gelu_erf(lin(h, p, f"{l}.intermediate.dense")), p, f"{l}.output.dense")
+        n = f"{l}.output.LayerNorm"
+        h = layer_norm(h + m, p[n + ".weight"], p[n + ".bias"], eps)
+    return h
+
+
+BERT_TO_GGUF = {
+    "embeddings.word_embeddings": "token_embd",
+    "embeddings.position_embeddings": "position_embd",
+    "embeddings.token_type_embeddings": "token_types",
+    "embeddings.LayerNorm": "token_embd_norm",
+    "attention.self.query": "attn_q",
+    "attention.self.key": "attn_k",
+    "attention.self.value": "attn_v",
+    "attention.output.dense": "attn_output",
+    "attention.output.LayerNorm": "attn_output_norm",
+    "intermediate.dense": "ffn_up",
+    "output.dense": "ffn_down",
+    "output.LayerNorm": "layer_output_norm",
+}
+
+# ---------------------------------------------------------------- nomic-bert (mean)
+
+NOMIC = {
+    "architectures": ["NomicBertModel"],
+    "model_type": "nomic_bert",
+    "n_embd": 32,
+    "n_head": 4,
+    "n_layer": 2,
+    "n_inner": 48,
+    "activation_function": "swiglu",
+    "rotary_emb_fraction": 1.0,
+    "rotary_emb_base": 1000,
+    "rotary_emb_interleaved": False,
+    "rotary_emb_scale_base": None,
+    "rotary_scaling_factor": None,
+    "max_trained_positions": 64,
+    "n_positions": 64,
+    "layer_norm_epsilon": 1e-12,
+    "prenorm": False,
+    "qkv_proj_bias": False,
+    "mlp_fc1_bias": False,
+    "mlp_fc2_bias": False,
+    "type_vocab_size": 2,
+    "use_rms_norm": False,
+    "parallel_block": False,
+}
+
+
+def nomic_params(rng, cfg):
+    d, f = cfg["n_embd"], cfg["n_inner"]
+    p = {}
+    p["embeddings.word_embeddings.weight"] = normal(rng, (cfg["vocab_size"], d), 1.0)
+    p["embeddings.token_type_embeddings.weight"] = normal(rng, (2, d), 0.5)
+    norm(rng, p, "emb_ln", d)
+    for i in range(cfg["n_layer"]):
+        l = f"encoder.layers.{i}"
+        dense(rng, p, f"{l}.attn.Wqkv", 3 * d, d, bias=False, gain=2.0)
+        dense(rng, p, f"{l}.attn.out_proj", d, d, bias=False)
+        norm(rng, p, f"{l}.norm1", d)
+        dense(rng, p, f"{l}.mlp.fc11", f, d, bias=False)
+        dense(rng, p, f"{l}.mlp.fc12", f, d, bias=False)
+        dense(rng, p, f"{l}.mlp.fc2", d, f, bias=False, gain=2.0)
+        norm(rng, p, f"{l}.norm2", d)
+    return p
+
+
+def nomic_forward(p, cfg, ids):
+    eps = cfg["layer_norm_epsilon"]
+    d, heads = cfg["n_embd"], cfg["n_head"]
+    hd = d // heads
+    dims = int(hd * cfg["rotary_emb_fraction"])
+    L = len(ids)
+    h = p["embeddings.word_embeddings.weight"][ids] + p["embeddings.token_type_embeddings.weight"][0]
+    h = layer_norm(h, p["emb_ln.weight"], p["emb_ln.bias"], eps)
+    for i in range(cfg["n_layer"]):
+        l = f"encoder.layers.{i}"
+        qkv = lin(h, p, f"{l}.attn.Wqkv")
+        q, k, v = qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :]
+        split = lambda x: x.reshape(L, heads, hd).transpose(1, 0, 2)
+        q = rotary_neox(split(q), dims, cfg["rotary_emb_base"])
+        k = rotary_neox(split(k), dims, cfg["rotary_emb_base"])
+        v = split(v)
+        s = softmax(q @ k.transpose(0, 2, 1) / math.sqrt(hd))
+        o = (s @ v).transpose(1, 0, 2).reshape(L, d)
+        h = layer_norm(h + lin(o, p, f"{l}.attn.out_proj"), p[f"{l}.norm1.weight"], p[f"{l}.norm1.bias"], eps)
+        y = lin(h, p, f"{l}.mlp.fc11") * silu(lin(h, p, f"{l}.mlp.fc12"))
+        h = layer_norm(h + lin(y, p, f"{l}.mlp.fc2"), p[f"{l}.norm2.weight"], p[f"{l}.norm2.bias"], eps)
+    return h
+
+
+NOMIC_TO_GGUF = {
+    "embeddings.word_embeddings": "token_embd",
+    "embeddings.token_type_embeddings": "token_types",
+    "emb_ln": "token_embd_norm",
+    "attn.Wqkv": "attn_qkv",
+    "attn.out_proj": "attn_output",
+    "norm1": "attn_output_norm",
+    "mlp.fc11": "ffn_up",
+    "mlp.fc12": "ffn_gate",
+    "mlp.fc2": "ffn_down",
+    "norm2": "layer_output_norm",
+}
+
+# ---------------------------------------------------------------- Qwen3 decoder (last token)
+
+QWEN3 = {
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "rms_norm_eps": 1e-6,
+    "vocab_size": 96,
+    "max_position_embeddings": 64,
+    "rope_theta": 1000000.0,
+    "tie_word_embeddings": True,
+    "torch_dtype": "float32",
+}
+
+QWEN_TO_GGUF = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+
+
+def qwen3_model(rng, cfg):
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm.models import qwen3
+
+    model = qwen3.Model(qwen3.ModelArgs.from_dict(cfg))
+    new = []
+    for name, prm in tree_flatten(model.parameters()):
+        shape = prm.shape
+        if name.endswith("norm.weight"):
+            v = 1.0 + normal(rng, shape, 0.1)
+        elif name.endswith("embed_tokens.weight"):
+            v = normal(rng, shape, 1.0)
+        else:
+            gain = 2.0 if ("q_proj" in name or "k_proj" in name) else 1.0
+            v = normal(rng, shape, gain / math.sqrt(shape[-1]))
+        new.append((name, mx.array(v.astype(np.float32))))
+    model.update(tree_unflatten(new))
+    mx.eval(model.parameters())
+    return model
+
+
+def qwen3_hidden(model, ids):
+    import mlx.core as mx
+
+    h = model.model(mx.array(ids)[None])
+    return np.array(h[0].astype(mx.float32)).astype(np.float64)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def gguf_layer_name(hf, table, layer_prefix):
+    stem, suffix = hf.rsplit(".", 1)
+    if stem in table:
+        return f"{table[stem]}.{suffix}"
+    assert stem.startswith(layer_prefix + "."), hf
+    n, rest = stem[len(layer_prefix) + 1 :].split(".", 1)
+    return f"blk.{n}.{table[rest]}.{suffix}"
+
+
+def write_gguf(path, arch, params, names, meta, vocab_size, tokenizer_model):
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"ollmlx embed fixture {arch}")
+    w.add_context_length(meta["context"])
+    w.add_embedding_length(meta["hidden"])
+    w.add_block_count(meta["layers"])
+    w.add_feed_forward_length(meta["ffn"])
+    w.add_head_count(meta["heads"])
+    if "kv_heads" in meta:
+        w.add_head_count_kv(meta["kv_heads"])
+    if "ln_eps" in meta:
+        w.add_layer_norm_eps(meta["ln_eps"])
+    if "rms_eps" in meta:
+        w.add_layer_norm_rms_eps(meta["rms_eps"])
+    if "rope_base" in meta:
+        w.add_rope_freq_base(meta["rope_base"])
+    if "key_length" in meta:
+        w.add_key_length(meta["key_length"])
+        w.add_value_length(meta["key_length"])
+    if "causal" in meta:
+        w.add_causal_attention(meta["causal"])
+    w.add_pooling_type(gguf.PoolingType(meta["pooling"]))
+    w.add_tokenizer_model(tokenizer_model)
+    w.add_token_list([f"tok{i}" for i in range(vocab_size)])
+    for hf in sorted(params):
+        w.add_tensor(names(hf), params[hf])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def entries(tok, texts, forward, mode, extra_mean=False):
+    out = []
+    for t in texts:
+        ids = tok.encode(t).ids
+        h = forward(ids)
+        e = {"text": t, "ids": ids, "pooled": [float(x) for x in pool(h, mode).astype(np.float32)]}
+        if extra_mean:
+            e["mean"] = [float(x) for x in pool(h, "mean").astype(np.float32)]
+        out.append(e)
+    long_ids = tok.encode(texts[-1]).ids
+    assert len(long_ids) > TRUNC_CTX
+    cut = long_ids[: TRUNC_CTX - 1] + [long_ids[-1]]
+    trunc = {
+        "text": texts[-1],
+        "ctx": TRUNC_CTX,
+        "ids": cut,
+        "pooled": [float(x) for x in pool(forward(cut), mode).astype(np.float32)],
+    }
+    return out, trunc
+
+
+def fresh(name):
+    path = FIX / name
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def write_reference(path, kind, mode, normalize, refs, trunc, source):
+    doc = {
+        "kind": kind,
+        "pooling": mode,
+        "normalize": normalize,
+        "reference": source,
+        "inputs": refs,
+        "truncated": trunc,
+    }
+    (path / "reference.json").write_text(json.dumps(doc, indent=1))
+
+
+def make_bert():
+    path = fresh("embed-bert-cls")
+    tok, vocab = wordpiece_tokenizer(path)
+    cfg = dict(BERT, vocab_size=vocab)
+    p = bert_params(np.random.default_rng(1001), cfg)
+    save_file(f32(p), str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    sentence_transformers_files(path, "cls", normalize=True)
+    p64 = f64(f32(p))
+    refs, trunc = entries(tok, TEXTS, lambda ids: bert_forward(p64, cfg, ids), "cls")
+    write_reference(path, "bert", "cls", True, refs, trunc, "numpy BertModel forward (this script)")
+    write_gguf(
+        GGUF_DIR / "bert-cls.gguf",
+        "bert",
+        f32(p),
+        lambda hf: gguf_layer_name(hf, BERT_TO_GGUF, "encoder.layer"),
+        {
+            "context": cfg["max_position_embeddings"],
+            "hidden": cfg["hidden_size"],
+            "layers": cfg["num_hidden_layers"],
+            "ffn": cfg["intermediate_size"],
+            "heads": cfg["num_attention_heads"],
+            "ln_eps": cfg["layer_norm_eps"],
+            "causal": False,
+            "pooling": gguf.PoolingType.CLS,
+        },
+        vocab,
+        "bert",
+    )
+
+
+def make_nomic():
+    path = fresh("embed-nomic")
+    tok, vocab = wordpiece_tokenizer(path)
+    cfg = dict(NOMIC, vocab_size=vocab)
+    p = nomic_params(np.random.default_rng(2002), cfg)
+    save_file(f32(p), str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    sentence_transformers_files(path, "mean", normalize=False)
+    p64 = f64(f32(p))
+    refs, trunc = entries(tok, TEXTS, lambda ids: nomic_forward(p64, cfg, ids), "mean")
+    write_reference(
+        path, "nomic_bert", "mean", False, refs, trunc, "numpy NomicBertModel forward (this script)"
+    )
+    write_gguf(
+        GGUF_DIR / "nomic-bert.gguf",
+        "nomic-bert",
+        f32(p),
+        lambda hf: gguf_layer_name(hf, NOMIC_TO_GGUF, "encoder.layers"),
+        {
+            "context": cfg["max_trained_positions"],
+            "hidden": cfg["n_embd"],
+            "layers": cfg["n_layer"],
+            "ffn": cfg["n_inner"],
+            "heads": cfg["n_head"],
+            "ln_eps": cfg["layer_norm_epsilon"],
+            "rope_base": float(cfg["rotary_emb_base"]),
+            "causal": False,
+            "pooling": gguf.PoolingType.MEAN,
+        },
+        vocab,
+        "bert",
+    )
+
+
+def make_qwen3():
+    from mlx.utils import tree_flatten
+
+    path = fresh("embed-qwen3")
+    cfg = dict(QWEN3)
+    tok = wordlevel_tokenizer(path, cfg["vocab_size"])
+    model = qwen3_model(np.random.default_rng(3003), cfg)
+    params = {
+        k: np.array(v) for k, v in tree_flatten(model.parameters()) if k.startswith("model.")
+    }
+    bare = {k[len("model.") :]: v for k, v in params.items()}
+    save_file(f32(bare), str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    sentence_transformers_files(path, "last", normalize=True)
+    refs, trunc = entries(tok, TEXTS, lambda ids: qwen3_hidden(model, ids), "last", extra_mean=True)
+    write_reference(
+        path, "qwen3", "last", True, refs, trunc, "mlx-lm 0.32.2 qwen3.Model.model(ids), numpy pooling"
+    )
+
+    def names(hf):
+        stem, suffix = hf.rsplit(".", 1)
+        if stem == "model.embed_tokens":
+            return f"token_embd.{suffix}"
+        if stem == "model.norm":
+            return f"output_norm.{suffix}"
+        return gguf_layer_name(hf, QWEN_TO_GGUF, "model.layers")
+
+    write_gguf(
+        GGUF_DIR / "qwen3-embed.gguf",
+        "qwen3",
+        f32(params),
+        names,
+        {
+            "context": cfg["max_position_embeddings"],
+            "hidden": cfg["hidden_size"],
+            "layers": cfg["num_hidden_layers"],
+            "ffn": cfg["intermediate_size"],
+            "heads": cfg["num_attention_heads"],
+            "kv_heads": cfg["num_key_value_heads"],
+            "key_length": cfg["head_dim"],
+            "rms_eps": cfg["rms_norm_eps"],
+            "rope_base": cfg["rope_theta"],
+            "pooling": gguf.PoolingType.LAST,
+        },
+        cfg["vocab_size"],
+        "gpt2",
+    )
+
+
+def main():
+    from importlib.metadata import version
+
+    for pkg, want in [("mlx", "0.32.2"), ("mlx-lm", "0.32.2"), ("gguf", "0.19.0")]:
+        if version(pkg) != want:
+            raise SystemExit(f"pinned {pkg} {want}, found {version(pkg)}")
+    if GGUF_DIR.exists():
+        shutil.rmtree(GGUF_DIR)
+    GGUF_DIR.mkdir(parents=True)
+    make_bert()
+    make_nomic()
+    make_qwen3()
+    for p in sorted(FIX.glob("embed-*")):
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        print(f"{p.relative_to(ROOT)}: {size // 1024} KiB")
+
+
+if __name__ == "__main__":
+    main()
