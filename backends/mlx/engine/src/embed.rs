@@ -1,6 +1,8 @@
 //! Embeddings on the engine thread: tokenize each input with the model's own tokenizer (its
-//! post-processor adds `[CLS]`/`[SEP]`), fit it to the context (truncate, or refuse with
-//! upstream's message), run padded batches through the encoder and return pooled vectors.
+//! post-processor adds `[CLS]`/`[SEP]`, or the `<|endoftext|>` a decoder embedder pools),
+//! fit it to the context (truncate, or refuse with upstream's message), run right-padded
+//! batches through the encoder (`ollmlx_models::bert::Encoder`: BERT, nomic-bert, pooled
+//! llama-family decoders) and return pooled vectors.
 
 use std::time::Duration;
 
@@ -45,18 +47,25 @@ pub struct EmbedOutput {
     pub total: Duration,
 }
 
-/// Fit `ids` into `ctx` tokens: too long and `truncate` → keep the first `ctx - 1` tokens plus
-/// the final one (the `[SEP]` the post-processor appended); too long otherwise → error.
+/// Fit `ids` into `ctx` tokens. Too long and `truncate`: when the sequence ends with a special
+/// token the post-processor appended (`[SEP]`, `<|endoftext|>`: `ends_special`), keep the first
+/// `ctx - 1` tokens plus that one — the tail of the text is cut, as Ollama cuts the text and the
+/// runner re-adds the specials; otherwise keep the first `ctx`. Too long otherwise → error.
 pub fn fit_to_context(
     mut ids: Vec<u32>,
     ctx: usize,
     truncate: bool,
+    ends_special: bool,
 ) -> Result<Vec<u32>, EngineError> {
     if ids.len() <= ctx {
         return Ok(ids);
     }
     if !truncate || ctx < 2 {
         return Err(EngineError::InvalidRequest(INPUT_TOO_LONG.into()));
+    }
+    if !ends_special {
+        ids.truncate(ctx);
+        return Ok(ids);
     }
     let last = ids[ids.len() - 1];
     ids.truncate(ctx - 1);
@@ -83,7 +92,13 @@ pub(crate) fn run(m: &Resident, job: &EmbedJob) -> Result<(Vec<Vec<f32>>, u64), 
         let e = tok
             .encode(text.as_str(), true)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        seqs.push(fit_to_context(e.get_ids().to_vec(), ctx, job.truncate)?);
+        let ends_special = e.get_special_tokens_mask().last() == Some(&1);
+        seqs.push(fit_to_context(
+            e.get_ids().to_vec(),
+            ctx,
+            job.truncate,
+            ends_special,
+        )?);
     }
     let count = seqs.iter().map(|s| s.len() as u64).sum();
     let mut out = Vec::with_capacity(seqs.len());
@@ -124,18 +139,26 @@ mod tests {
     #[test]
     fn long_inputs_keep_their_final_separator_when_truncated() {
         assert_eq!(
-            fit_to_context(vec![101, 1, 2, 3, 102], 4, true).unwrap(),
+            fit_to_context(vec![101, 1, 2, 3, 102], 4, true, true).unwrap(),
             vec![101, 1, 2, 102]
         );
         assert_eq!(
-            fit_to_context(vec![101, 102], 4, false).unwrap(),
+            fit_to_context(vec![101, 102], 4, false, true).unwrap(),
             vec![101, 102]
         );
     }
 
     #[test]
+    fn long_inputs_without_a_final_special_token_are_simply_cut() {
+        assert_eq!(
+            fit_to_context(vec![5, 6, 7, 8, 9], 3, true, false).unwrap(),
+            vec![5, 6, 7]
+        );
+    }
+
+    #[test]
     fn long_inputs_without_truncation_get_upstreams_error() {
-        let e = fit_to_context(vec![1, 2, 3], 2, false).unwrap_err();
+        let e = fit_to_context(vec![1, 2, 3], 2, false, true).unwrap_err();
         assert_eq!(e, EngineError::InvalidRequest(INPUT_TOO_LONG.into()));
         assert_eq!(e.to_string(), "the input length exceeds the context length");
     }
