@@ -113,6 +113,64 @@ pub(crate) fn run(m: &Resident, job: &EmbedJob) -> Result<(Vec<Vec<f32>>, u64), 
     Ok((out, count))
 }
 
+/// The `tokenizer.json` document equivalent to a GGUF `bert` (WordPiece) vocabulary, as
+/// llama.cpp's converter stores it for BERT / nomic-bert / mxbai-style models: word-initial
+/// pieces carry a `▁` (U+2581) prefix, continuation pieces none, `[XXX]` specials as they are.
+/// Rebuilt as BERT's own pipeline: `##` continuations, BERT normalizer (lower-casing, as
+/// llama.cpp's WPM tokenizer does), BERT pre-tokenizer, `[CLS] … [SEP]` post-processor.
+/// `cls`/`sep`/`unk`: ids from the GGUF (`bos_token_id`/`cls_token_id`,
+/// `seperator_token_id`/`eos_token_id`, `unknown_token_id`); absent ones are looked up by name.
+pub fn wordpiece_tokenizer_json(
+    tokens: &[String],
+    cls: Option<u32>,
+    sep: Option<u32>,
+    unk: Option<u32>,
+) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let is_special = |t: &str| t.len() > 2 && t.starts_with('[') && t.ends_with(']');
+    let mut vocab = Map::new();
+    let mut added = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let piece = if is_special(t) {
+            added.push(
+                json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true}),
+            );
+            t.clone()
+        } else if let Some(word) = t.strip_prefix('\u{2581}') {
+            word.to_string()
+        } else {
+            format!("##{t}")
+        };
+        vocab.entry(piece).or_insert(Value::from(i));
+    }
+    let find = |name: &str| tokens.iter().position(|t| t == name).map(|p| p as u32);
+    let name = |id: Option<u32>, default: &str| -> (String, u32) {
+        let id = id.or_else(|| find(default)).unwrap_or(0);
+        let text = tokens
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| default.to_string());
+        (text, id)
+    };
+    let (cls_t, cls_id) = name(cls, "[CLS]");
+    let (sep_t, sep_id) = name(sep, "[SEP]");
+    let (unk_t, _) = name(unk, "[UNK]");
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true,
+            "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "BertProcessing", "sep": [sep_t, sep_id], "cls": [cls_t, cls_id]},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": unk_t, "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": 100, "vocab": vocab}
+    })
+}
+
 /// Right-pad `seqs` with id 0 into `[B, L]` int32 tokens and a `[B, L]` float32 mask.
 fn pad_batch(seqs: &[Vec<u32>]) -> (Array, Array) {
     let b = seqs.len();
@@ -161,6 +219,46 @@ mod tests {
         let e = fit_to_context(vec![1, 2, 3], 2, false, true).unwrap_err();
         assert_eq!(e, EngineError::InvalidRequest(INPUT_TOO_LONG.into()));
         assert_eq!(e.to_string(), "the input length exceeds the context length");
+    }
+
+    #[test]
+    fn gguf_wordpiece_vocab_tokenizes_like_the_original_tokenizer_json() {
+        use std::str::FromStr;
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/fixtures/embed-bert-cls");
+        let original = tokenizers::Tokenizer::from_file(fixture.join("tokenizer.json")).unwrap();
+        // The vocabulary the way llama.cpp's converter writes it into a GGUF.
+        // (Ids the original vocabulary skips become `[unusedN]`, as in BERT vocabularies.)
+        let vocab = original.get_vocab(false);
+        let n = vocab.values().max().map_or(0, |m| *m as usize + 1);
+        let mut tokens: Vec<String> = (0..n).map(|i| format!("[unused{i}]")).collect();
+        for (t, id) in vocab {
+            tokens[id as usize] = if t.starts_with('[') && t.ends_with(']') {
+                t
+            } else if let Some(rest) = t.strip_prefix("##") {
+                rest.to_string()
+            } else {
+                format!("\u{2581}{t}")
+            };
+        }
+        let doc = wordpiece_tokenizer_json(&tokens, None, None, None);
+        let rebuilt = tokenizers::Tokenizer::from_str(&doc.to_string()).unwrap();
+        let text = std::fs::read_to_string(fixture.join("reference.json")).unwrap();
+        let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut inputs: Vec<String> = reference["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .collect();
+        inputs.push("Hello, WORLD! unknownword cats".into());
+        for t in &inputs {
+            let a = original.encode(t.as_str(), true).unwrap();
+            let b = rebuilt.encode(t.as_str(), true).unwrap();
+            assert_eq!(a.get_ids(), b.get_ids(), "{t:?}");
+        }
+        let e = rebuilt.encode("hello world", true).unwrap();
+        assert_eq!(e.get_special_tokens_mask().last(), Some(&1));
     }
 
     #[test]

@@ -52,6 +52,18 @@ fn add_model_prefix(w: &mut Weights) {
     }
 }
 
+/// Refuse decoder embedders whose config asks for bidirectional attention (`is_causal: false`,
+/// as some gte-Qwen2 checkpoints do): the llama blocks here are causal only.
+pub fn check_hf_config(cfg: &serde_json::Value) -> Result<()> {
+    if cfg["is_causal"].as_bool() == Some(false) {
+        return Err(ModelError::Invalid(
+            "decoder embedding models with bidirectional attention (is_causal: false) are not supported"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl DecoderEmbedder {
     /// Build the embedder from llama-family weights (Hugging Face or GGUF-mapped names).
     pub fn new(
@@ -135,5 +147,19 @@ impl Model for DecoderEmbedder {
 
     fn as_encoder(&self) -> Option<&dyn Encoder> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidirectional_decoder_configs_are_refused() {
+        let ok = serde_json::json!({"model_type": "qwen2"});
+        assert!(check_hf_config(&ok).is_ok());
+        let bi = serde_json::json!({"model_type": "qwen2", "is_causal": false});
+        let e = check_hf_config(&bi).unwrap_err();
+        assert!(e.to_string().contains("is_causal: false"), "{e}");
     }
 }

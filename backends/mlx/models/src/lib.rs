@@ -277,6 +277,7 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
     }
     let model: Box<dyn Model> = match family {
         registry::Family::Llama if pooling::has_sentence_transformers_files(dir) => {
+            decoder_embed::check_hf_config(&cfg)?;
             Box::new(decoder_embed::DecoderEmbedder::new(
                 config::LlamaConfig::from_hf(&cfg)?,
                 &mut w,
