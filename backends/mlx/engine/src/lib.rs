@@ -18,6 +18,7 @@ pub mod logprobs;
 pub mod output;
 pub mod prefix_cache;
 pub mod sampler;
+pub mod speculative;
 pub mod stop;
 pub mod template;
 pub mod thinking;

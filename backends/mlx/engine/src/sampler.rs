@@ -32,6 +32,18 @@ pub struct SamplerConfig {
     pub seed: Option<u64>,
 }
 
+impl SamplerConfig {
+    /// Greedy with no penalty: the next token depends on the logits alone, so it can be picked
+    /// on the device (argmax) without the history on the host.
+    pub fn is_plain_greedy(&self) -> bool {
+        self.temperature <= 0.0
+            && (self.repeat_last_n == 0
+                || (self.repeat_penalty == 1.0
+                    && self.presence_penalty == 0.0
+                    && self.frequency_penalty == 0.0))
+    }
+}
+
 impl Default for SamplerConfig {
     fn default() -> Self {
         SamplerConfig {
@@ -115,6 +127,74 @@ impl Sampler {
         if self.cfg.temperature <= 0.0 {
             return argmax(logits);
         }
+        let Some((cand, probs, keep)) = self.filtered(logits) else {
+            return argmax(logits);
+        };
+        let total: f32 = probs[..keep].iter().sum();
+        let mut r = self.rng.gen::<f32>() * total;
+        for i in 0..keep {
+            r -= probs[i];
+            if r <= 0.0 {
+                return cand[i].0;
+            }
+        }
+        cand[keep - 1].0
+    }
+
+    /// The configuration this sampler was built with.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.cfg
+    }
+
+    /// The distribution [`Sampler::sample`] draws from for these `logits` after `history`:
+    /// penalties, temperature, top-k, typical-p, top-p and min-p applied, as `(token,
+    /// probability)` pairs (most likely first, summing to 1, zero-probability tokens left out).
+    /// Greedy (temperature 0) gives the penalized argmax with probability 1. Used by speculative
+    /// decoding's distribution-preserving acceptance; `logits` is modified like `sample` does.
+    pub fn distribution(&self, logits: &mut [f32], history: &[u32]) -> Vec<(u32, f32)> {
+        self.apply_penalties(logits, history);
+        if self.cfg.temperature <= 0.0 {
+            return vec![(argmax(logits), 1.0)];
+        }
+        let Some((cand, probs, keep)) = self.filtered(logits) else {
+            return vec![(argmax(logits), 1.0)];
+        };
+        let total: f32 = probs[..keep].iter().sum();
+        cand[..keep]
+            .iter()
+            .zip(&probs[..keep])
+            .filter(|(_, &p)| p > 0.0)
+            .map(|(&(t, _), &p)| (t, p / total))
+            .collect()
+    }
+
+    /// One uniform draw in `[0, 1)` from this sampler's RNG (seeded runs stay reproducible).
+    pub fn uniform(&mut self) -> f32 {
+        self.rng.gen::<f32>()
+    }
+
+    /// Draw a token from `(token, weight)` pairs (weights need not sum to 1); `None` when there
+    /// is nothing to draw from.
+    pub fn draw(&mut self, dist: &[(u32, f32)]) -> Option<u32> {
+        let total: f32 = dist.iter().map(|&(_, p)| p.max(0.0)).sum();
+        if total.is_nan() || total <= 0.0 {
+            return None;
+        }
+        let mut r = self.rng.gen::<f32>() * total;
+        for &(t, p) in dist {
+            r -= p.max(0.0);
+            if r <= 0.0 {
+                return Some(t);
+            }
+        }
+        dist.iter().rev().find(|(_, p)| *p > 0.0).map(|&(t, _)| t)
+    }
+
+    /// The candidates `sample` draws from when temperature > 0: `(token, logit)` sorted by
+    /// logit, their probabilities after temperature/top-k/typical-p, and how many of them
+    /// survive top-p and min-p. `None` when no logit is finite.
+    #[allow(clippy::type_complexity)]
+    fn filtered(&self, logits: &[f32]) -> Option<(Vec<(u32, f32)>, Vec<f32>, usize)> {
         let mut cand: Vec<(u32, f32)> = logits
             .iter()
             .enumerate()
@@ -122,7 +202,7 @@ impl Sampler {
             .map(|(i, &l)| (i as u32, l))
             .collect();
         if cand.is_empty() {
-            return argmax(logits);
+            return None;
         }
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         if self.cfg.top_k > 0 && cand.len() > self.cfg.top_k {
@@ -154,15 +234,7 @@ impl Sampler {
             let floor = probs[0] * self.cfg.min_p;
             keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
         }
-        let total: f32 = probs[..keep].iter().sum();
-        let mut r = self.rng.gen::<f32>() * total;
-        for i in 0..keep {
-            r -= probs[i];
-            if r <= 0.0 {
-                return cand[i].0;
-            }
-        }
-        cand[keep - 1].0
+        Some((cand, probs, keep))
     }
 
     fn apply_penalties(&self, logits: &mut [f32], history: &[u32]) {
@@ -320,5 +392,88 @@ mod tests {
             ..cfg(0.0)
         });
         assert_eq!(s.sample(&mut [3.0, 2.0], &[0]), 1);
+    }
+}
+
+#[cfg(test)]
+mod distribution_tests {
+    use super::*;
+
+    #[test]
+    fn distribution_is_what_sample_draws_from() {
+        // top-k 4 + top-p 0.8 + temperature 0.7 over 10 logits: the empirical frequencies of
+        // `sample` match `distribution` (same filters, renormalized over the survivors).
+        let logits: Vec<f32> = vec![2.0, 1.5, 1.4, 0.3, 3.0, -1.0, 0.0, 2.2, 1.0, 0.5];
+        let cfg = SamplerConfig {
+            temperature: 0.7,
+            top_k: 4,
+            top_p: 0.8,
+            repeat_penalty: 1.0,
+            seed: Some(11),
+            ..Default::default()
+        };
+        let mut s = Sampler::new(cfg);
+        let dist = s.distribution(&mut logits.clone(), &[]);
+        assert!(dist.len() <= 4 && !dist.is_empty());
+        assert!((dist.iter().map(|d| d.1).sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(
+            dist.windows(2).all(|w| w[0].1 >= w[1].1),
+            "most likely first"
+        );
+        let n = 40_000;
+        let mut counts = [0u32; 10];
+        for _ in 0..n {
+            counts[s.sample(&mut logits.clone(), &[]) as usize] += 1;
+        }
+        for (t, p) in &dist {
+            let f = counts[*t as usize] as f32 / n as f32;
+            assert!((f - p).abs() < 0.01, "token {t}: {f} vs {p}");
+        }
+        let listed: u32 = dist.iter().map(|(t, _)| counts[*t as usize]).sum();
+        assert_eq!(
+            listed, n,
+            "sample never picks a token outside the distribution"
+        );
+    }
+
+    #[test]
+    fn greedy_distribution_is_the_penalized_argmax_with_probability_one() {
+        let s = Sampler::new(SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 2.0,
+            ..Default::default()
+        });
+        assert_eq!(s.distribution(&mut [3.0, 2.0], &[0]), vec![(1, 1.0)]);
+        assert!(!s.config().is_plain_greedy());
+        let plain = SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 1.0,
+            ..Default::default()
+        };
+        assert!(plain.is_plain_greedy());
+        // A penalty with an empty window is no penalty.
+        assert!(SamplerConfig {
+            repeat_last_n: 0,
+            ..s.config().clone()
+        }
+        .is_plain_greedy());
+    }
+
+    #[test]
+    fn draw_follows_the_weights_and_refuses_an_empty_distribution() {
+        let mut s = Sampler::new(SamplerConfig {
+            seed: Some(5),
+            ..Default::default()
+        });
+        assert_eq!(s.draw(&[]), None);
+        assert_eq!(s.draw(&[(3, 0.0)]), None);
+        assert_eq!(s.draw(&[(3, 0.0), (9, 2.5)]), Some(9));
+        let n = 20_000;
+        let hits = (0..n)
+            .filter(|_| s.draw(&[(1, 1.0), (2, 3.0)]) == Some(2))
+            .count();
+        assert!((hits as f32 / n as f32 - 0.75).abs() < 0.015, "{hits}");
+        let u = s.uniform();
+        assert!((0.0..1.0).contains(&u));
     }
 }
