@@ -8,7 +8,9 @@ directory (config.json, model.safetensors in float32, tokenizer.json, modules.js
 names and `<arch>.*` keys, `<arch>.pooling_type`):
 
 - embed-bert-cls:  BertModel, [CLS] pooling + Normalize (mxbai-embed-large style);
-                   GGUF arch `bert`, pooling_type 2.
+                   GGUF arch `bert`, pooling_type 2, in float32 and in Q8_0 (every 2-D tensor
+                   incl. the position / token-type tables; reference `gguf_q8_0` computed from
+                   the dequantized weights).
 - embed-nomic:     NomicBertModel (rotary, fused Wqkv, SwiGLU, no biases), mean pooling, no
                    Normalize module (so raw magnitudes are checked too); GGUF arch `nomic-bert`,
                    pooling_type 1.
@@ -441,7 +443,22 @@ def gguf_layer_name(hf, table, layer_prefix):
     return f"blk.{n}.{table[rest]}.{suffix}"
 
 
-def write_gguf(path, arch, params, names, meta, vocab_size, tokenizer_model):
+def q8_0_roundtrip(params):
+    """Which tensors a Q8_0 file quantizes (2-D, rows a multiple of 32 wide; llama.cpp keeps
+    norms and biases in float32), and the weights as the engine will see them after
+    dequantization (the reference for the Q8_0 GGUF)."""
+    quantized, seen = {}, {}
+    for k, v in params.items():
+        if v.ndim == 2 and v.shape[1] % 32 == 0:
+            q = gguf.quants.quantize(v.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
+            quantized[k] = q
+            seen[k] = gguf.quants.dequantize(q, gguf.GGMLQuantizationType.Q8_0).reshape(v.shape)
+        else:
+            seen[k] = v
+    return quantized, seen
+
+
+def write_gguf(path, arch, params, names, meta, vocab_size, tokenizer_model, quantized=None):
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name(f"ollmlx embed fixture {arch}")
     w.add_context_length(meta["context"])
@@ -466,7 +483,10 @@ def write_gguf(path, arch, params, names, meta, vocab_size, tokenizer_model):
     w.add_tokenizer_model(tokenizer_model)
     w.add_token_list([f"tok{i}" for i in range(vocab_size)])
     for hf in sorted(params):
-        w.add_tensor(names(hf), params[hf])
+        if quantized and hf in quantized:
+            w.add_tensor(names(hf), quantized[hf], raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            w.add_tensor(names(hf), params[hf])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -494,6 +514,11 @@ def entries(tok, texts, forward, mode, extra_mean=False):
     return out, trunc
 
 
+def q8_reference(refs, forward, mode):
+    """Pooled vectors of the dequantized Q8_0 weights, one per reference input."""
+    return [[float(x) for x in pool(forward(e["ids"]), mode).astype(np.float32)] for e in refs]
+
+
 def fresh(name):
     path = FIX / name
     if path.exists():
@@ -502,7 +527,7 @@ def fresh(name):
     return path
 
 
-def write_reference(path, kind, mode, normalize, refs, trunc, source):
+def write_reference(path, kind, mode, normalize, refs, trunc, source, q8_0=None):
     doc = {
         "kind": kind,
         "pooling": mode,
@@ -511,6 +536,8 @@ def write_reference(path, kind, mode, normalize, refs, trunc, source):
         "inputs": refs,
         "truncated": trunc,
     }
+    if q8_0 is not None:
+        doc["gguf_q8_0"] = q8_0
     (path / "reference.json").write_text(json.dumps(doc, indent=1))
 
 
@@ -524,24 +551,25 @@ def make_bert():
     sentence_transformers_files(path, "cls", normalize=True)
     p64 = f64(f32(p))
     refs, trunc = entries(tok, TEXTS, lambda ids: bert_forward(p64, cfg, ids), "cls")
-    write_reference(path, "bert", "cls", True, refs, trunc, "numpy BertModel forward (this script)")
+    quantized, seen = q8_0_roundtrip(f32(p))
+    q8 = q8_reference(refs, lambda ids: bert_forward(f64(seen), cfg, ids), "cls")
+    write_reference(
+        path, "bert", "cls", True, refs, trunc, "numpy BertModel forward (this script)", q8
+    )
+    bert_meta = {
+        "context": cfg["max_position_embeddings"],
+        "hidden": cfg["hidden_size"],
+        "layers": cfg["num_hidden_layers"],
+        "ffn": cfg["intermediate_size"],
+        "heads": cfg["num_attention_heads"],
+        "ln_eps": cfg["layer_norm_eps"],
+        "causal": False,
+        "pooling": gguf.PoolingType.CLS,
+    }
+    names = lambda hf: gguf_layer_name(hf, BERT_TO_GGUF, "encoder.layer")
+    write_gguf(GGUF_DIR / "bert-cls.gguf", "bert", f32(p), names, bert_meta, vocab, "bert")
     write_gguf(
-        GGUF_DIR / "bert-cls.gguf",
-        "bert",
-        f32(p),
-        lambda hf: gguf_layer_name(hf, BERT_TO_GGUF, "encoder.layer"),
-        {
-            "context": cfg["max_position_embeddings"],
-            "hidden": cfg["hidden_size"],
-            "layers": cfg["num_hidden_layers"],
-            "ffn": cfg["intermediate_size"],
-            "heads": cfg["num_attention_heads"],
-            "ln_eps": cfg["layer_norm_eps"],
-            "causal": False,
-            "pooling": gguf.PoolingType.CLS,
-        },
-        vocab,
-        "bert",
+        GGUF_DIR / "bert-cls-q8_0.gguf", "bert", f32(p), names, bert_meta, vocab, "bert", quantized
     )
 
 

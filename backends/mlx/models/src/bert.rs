@@ -142,8 +142,8 @@ impl Bert {
         };
         let eps = cfg.layer_norm_eps;
         let word = w.embedding(&format!("{p}embeddings.word_embeddings"))?;
-        let position = w.take_float(&format!("{p}embeddings.position_embeddings.weight"))?;
-        let token_type = w.take_float(&format!("{p}embeddings.token_type_embeddings.weight"))?;
+        let position = dense_table(w, &format!("{p}embeddings.position_embeddings"))?;
+        let token_type = dense_table(w, &format!("{p}embeddings.token_type_embeddings"))?;
         let emb_norm = LayerNorm::load(w, &format!("{p}embeddings.LayerNorm"), eps)?;
         let mut layers = Vec::with_capacity(cfg.num_layers as usize);
         for i in 0..cfg.num_layers {
@@ -255,6 +255,18 @@ impl Bert {
         }
         Ok(h)
     }
+}
+
+/// A small lookup table (positions, token types) as a dense compute-dtype matrix, dequantized
+/// when a quantized GGUF stores it packed.
+pub(crate) fn dense_table(w: &mut Weights, prefix: &str) -> Result<Array> {
+    let dtype = w.options().compute_dtype;
+    let t = w.linear(prefix)?.dense_weight()?;
+    Ok(if t.dtype() == dtype {
+        t
+    } else {
+        t.as_dtype(dtype)?
+    })
 }
 
 /// Additive attention mask `[B, 1, 1, L]` from a `[B, L]` token mask: 0 for tokens, a large

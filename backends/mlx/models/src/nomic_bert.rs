@@ -15,7 +15,7 @@ use mlx_rs::nn::silu;
 use mlx_rs::Array;
 use serde_json::Value;
 
-use crate::bert::{key_padding_mask, Encoder, LayerNorm, PoolingConfig};
+use crate::bert::{dense_table, key_padding_mask, Encoder, LayerNorm, PoolingConfig};
 use crate::cache::KvCache;
 use crate::error::{ModelError, Result};
 use crate::nn::{Embedding, Linear};
@@ -141,9 +141,9 @@ impl NomicBert {
         };
         let eps = cfg.layer_norm_eps;
         let word = w.embedding(&format!("{p}embeddings.word_embeddings"))?;
-        let tt = format!("{p}embeddings.token_type_embeddings.weight");
-        let token_type = if w.contains(&tt) {
-            Some(w.take_float(&tt)?)
+        let tt = format!("{p}embeddings.token_type_embeddings");
+        let token_type = if w.contains(&format!("{tt}.weight")) {
+            Some(dense_table(w, &tt)?)
         } else {
             None
         };

@@ -243,3 +243,36 @@ fn the_dir_and_gguf_fixtures_are_detected_as_embedding_models() {
         assert!(!is_embedding_model(&fixtures().join(p)), "{p}");
     }
 }
+
+#[test]
+fn q8_0_bert_gguf_matches_its_dequantized_reference_dense_and_packed() {
+    let text = std::fs::read_to_string(fixtures().join("embed-bert-cls/reference.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let want: Vec<Vec<f32>> = v["gguf_q8_0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
+    let r = reference("embed-bert-cls");
+    let path = fixtures().join("embed-gguf/bert-cls-q8_0.gguf");
+    let packed = LoadOptions {
+        compute_dtype: mlx_rs::Dtype::Float32,
+        dequantize: false,
+    };
+    for (label, opts) in [("dequantized", cpu()), ("packed", packed)] {
+        let loaded = load(&path, opts).unwrap();
+        let enc = loaded.model.as_encoder().unwrap();
+        let seqs: Vec<&[u32]> = r.inputs.iter().map(|c| c.ids.as_slice()).collect();
+        let (t, m) = batch(&seqs);
+        let got = rows(&enc.embed(&t, &m).unwrap());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_close(g, w, &format!("q8_0 {label} input {i}"));
+        }
+        // And still close to the float model (Q8_0 error only).
+        for (i, (g, c)) in got.iter().zip(&r.inputs).enumerate() {
+            let cos = cosine(g, &c.pooled);
+            assert!(cos > 0.999, "q8_0 {label} input {i} vs float: cosine {cos}");
+        }
+    }
+}
