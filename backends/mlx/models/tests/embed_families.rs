@@ -276,3 +276,34 @@ fn q8_0_bert_gguf_matches_its_dequantized_reference_dense_and_packed() {
         }
     }
 }
+
+#[test]
+fn every_kind_runs_in_bfloat16_with_packed_weights_as_on_gpus() {
+    // The GPU load options (bf16 compute, weights kept as stored): the vectors stay close to the
+    // float references (bf16 rounding only) and come back as float32.
+    let gpu = LoadOptions {
+        compute_dtype: mlx_rs::Dtype::Bfloat16,
+        dequantize: false,
+    };
+    for (path, fixture) in [
+        ("embed-bert-cls", "embed-bert-cls"),
+        ("embed-nomic", "embed-nomic"),
+        ("embed-qwen3", "embed-qwen3"),
+        ("embed-gguf/bert-cls-q8_0.gguf", "embed-bert-cls"),
+        ("embed-gguf/nomic-bert.gguf", "embed-nomic"),
+        ("embed-gguf/qwen3-embed.gguf", "embed-qwen3"),
+    ] {
+        let r = reference(fixture);
+        let loaded = load(&fixtures().join(path), gpu).unwrap();
+        let enc = loaded.model.as_encoder().unwrap();
+        let seqs: Vec<&[u32]> = r.inputs.iter().map(|c| c.ids.as_slice()).collect();
+        let (t, m) = batch(&seqs);
+        let out = enc.embed(&t, &m).unwrap();
+        assert_eq!(out.dtype(), mlx_rs::Dtype::Float32, "{path}");
+        for (i, (g, c)) in rows(&out).iter().zip(&r.inputs).enumerate() {
+            let cos = cosine(g, &c.pooled);
+            eprintln!("{path} bf16 input {i}: cosine {cos:.5}");
+            assert!(cos > 0.99, "{path} bf16 input {i}: cosine {cos}");
+        }
+    }
+}
