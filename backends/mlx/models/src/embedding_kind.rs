@@ -243,6 +243,14 @@ mod tests {
         assert!(is_embedding_model(&bert));
         let junk = write("junk", b"not a gguf file at all");
         assert!(!is_embedding_model(&junk));
+        // A runner directory holding `model.gguf` (and no config.json) is judged by that file.
+        let dir = std::env::temp_dir().join(format!("ollmlx-peek-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&with, dir.join(crate::GGUF_IN_DIR)).unwrap();
+        assert!(is_embedding_model(&dir));
+        std::fs::copy(&without, dir.join(crate::GGUF_IN_DIR)).unwrap();
+        assert!(!is_embedding_model(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
         for p in [with, without, bert, junk] {
             std::fs::remove_file(p).unwrap();
         }
