@@ -1,9 +1,14 @@
 //! The engine thread: one OS thread owns every MLX object (MLX streams are thread-local), fed by
 //! a bounded queue. Each request carries its own reply channel; dropping the receiver cancels it.
 //! Loaded models stay resident until their keep-alive expires.
+//!
+//! The thread is a scheduler loop: queued jobs start in arrival order; generations for the
+//! model already decoding join its [`Batch`] between steps (up to `OLLAMA_NUM_PARALLEL` rows,
+//! continuous batching), anything needing another model waits until the batch drains.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -12,10 +17,12 @@ use mlx_rs::{Device, DeviceType};
 use ollmlx_models::{KvCache, KvQuant, LoadOptions, Model};
 use tokio::sync::mpsc::Sender;
 
+use crate::batch::{Batch, Left};
 use crate::embed::{EmbedJob, EmbedOutput};
 use crate::error::EngineError;
 use crate::generate::{self, GenerateRequest};
 use crate::prefix_cache::{PrefixCache, PrefixCacheStats, PrefixCounters, PrefixKey};
+use crate::sequence::{self, Started};
 use crate::template::{ChatTemplate, FALLBACK_TEMPLATE};
 use crate::tokenizer::Tokenizer;
 
@@ -145,6 +152,7 @@ pub struct Engine {
     status: Arc<Mutex<Vec<LoadedInfo>>>,
     device: Arc<str>,
     prefix_counters: Arc<PrefixCounters>,
+    batch_counters: Arc<BatchCounters>,
     _guard: Arc<ShutdownGuard>,
 }
 
@@ -179,6 +187,8 @@ impl Engine {
         let st = status.clone();
         let counters = Arc::new(PrefixCounters::default());
         let pc = counters.clone();
+        let batch_counters = Arc::new(BatchCounters::default());
+        let bc = batch_counters.clone();
         let thread = std::thread::Builder::new()
             .name("ollmlx-mlx-engine".into())
             .spawn(move || {
@@ -196,6 +206,7 @@ impl Engine {
                     models: HashMap::new(),
                     status: st,
                     prefix_counters: pc,
+                    batch_counters: bc,
                 }
                 .run(rx);
             })
@@ -206,6 +217,7 @@ impl Engine {
             status,
             device: device.into(),
             prefix_counters: counters,
+            batch_counters,
             _guard: Arc::new(ShutdownGuard {
                 tx,
                 thread: Mutex::new(Some(thread)),
@@ -242,6 +254,18 @@ impl Engine {
     /// evictions, bytes and snapshots held), for telemetry.
     pub fn prefix_cache_stats(&self) -> PrefixCacheStats {
         self.prefix_counters.snapshot()
+    }
+
+    /// The scheduler's batch and queue, for telemetry.
+    pub fn batch_stats(&self) -> BatchStats {
+        let c = &self.batch_counters;
+        BatchStats {
+            running: c.running.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
+            peak: c.peak.load(Ordering::Relaxed),
+            steps: c.steps.load(Ordering::Relaxed),
+            rows: c.rows.load(Ordering::Relaxed),
+        }
     }
 
     /// Models currently resident.
@@ -303,15 +327,15 @@ impl Resident {
         caches
     }
 
-    /// Store the live cache as a prefix snapshot (a cheap copy-on-write clone).
-    fn remember_prefix(&mut self) {
-        if !self.cached_tokens.is_empty() {
-            self.prefix.insert(
-                self.prefix_key.clone(),
-                self.cached_tokens.clone(),
-                self.caches.clone(),
-            );
+    /// A finished request's KV state becomes the live cache (the next request of this model
+    /// continues from it) and a prefix snapshot (a cheap copy-on-write clone).
+    pub(crate) fn remember(&mut self, cached: Vec<u32>, caches: Vec<KvCache>) {
+        if !cached.is_empty() && !caches.is_empty() {
+            self.prefix
+                .insert(self.prefix_key.clone(), cached.clone(), caches.clone());
         }
+        self.caches = caches;
+        self.cached_tokens = cached;
     }
 }
 
@@ -321,64 +345,183 @@ struct EngineThread {
     models: HashMap<String, Resident>,
     status: Arc<Mutex<Vec<LoadedInfo>>>,
     prefix_counters: Arc<PrefixCounters>,
+    batch_counters: Arc<BatchCounters>,
 }
 
+/// Scheduler telemetry, written by the engine thread, read by anyone.
+#[derive(Default)]
+struct BatchCounters {
+    running: AtomicUsize,
+    queued: AtomicUsize,
+    peak: AtomicUsize,
+    steps: AtomicU64,
+    rows: AtomicU64,
+}
+
+/// What the scheduler is doing (see [`Engine::batch_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Requests decoding in the current batch.
+    pub running: usize,
+    /// Jobs queued behind it.
+    pub queued: usize,
+    /// Largest batch seen since start.
+    pub peak: usize,
+    /// Decode steps run.
+    pub steps: u64,
+    /// Rows over all decode steps (`rows / steps` = mean batch size).
+    pub rows: u64,
+}
+
+/// Queued work, in arrival order.
+enum Job {
+    Generate(Box<GenerateRequest>, Sender<EngineEvent>, Instant),
+    Embed(Box<EmbedJob>, EmbedReply),
+    Unload(String, Sender<EngineEvent>),
+}
+
+const INTERNAL_ERROR: &str = "internal error in the MLX engine; the model was unloaded";
+
 impl EngineThread {
+    /// The scheduler loop: take commands (blocking only when idle), admit queued jobs in
+    /// arrival order between decode steps, step the running batch, expire idle models.
     fn run(mut self, rx: mpsc::Receiver<Command>) {
+        let mut waiting: VecDeque<Job> = VecDeque::new();
+        let mut batch: Option<Batch> = None;
+        let mut stopping = false;
         loop {
-            let wait = self
-                .models
-                .values()
-                .filter_map(|m| m.expires)
-                .min()
-                .map_or(Duration::from_secs(3600), |t| {
-                    t.saturating_duration_since(Instant::now())
-                });
-            match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
-                Ok(Command::Generate(req, reply)) => {
-                    let fallback = reply.clone();
-                    let run = std::panic::AssertUnwindSafe(|| self.generate(*req, reply));
-                    if std::panic::catch_unwind(run).is_err() {
-                        // A bug (or an MLX exception surfacing as a panic) must not take the
-                        // engine down: drop the possibly inconsistent models and report it.
-                        self.models.clear();
-                        self.publish();
-                        let msg = "internal error in the MLX engine; the model was unloaded";
-                        let _ = fallback
-                            .blocking_send(EngineEvent::Error(EngineError::Model(msg.into())));
-                    }
+            let busy = batch.is_some() || !waiting.is_empty();
+            if stopping && !busy {
+                break;
+            }
+            let mut next = if busy || stopping {
+                rx.try_recv().ok()
+            } else {
+                match rx.recv_timeout(self.idle_wait()) {
+                    Ok(cmd) => Some(cmd),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
-                Ok(Command::Embed(job, reply)) => {
+            };
+            while let Some(cmd) = next {
+                match cmd {
+                    Command::Generate(req, reply) => {
+                        waiting.push_back(Job::Generate(req, reply, Instant::now()))
+                    }
+                    Command::Embed(job, reply) => waiting.push_back(Job::Embed(job, reply)),
+                    Command::Unload(name, reply) => waiting.push_back(Job::Unload(name, reply)),
+                    // Work queued before the shutdown still runs to the end.
+                    Command::Shutdown => stopping = true,
+                }
+                next = rx.try_recv().ok();
+            }
+            self.dispatch(&mut waiting, &mut batch);
+            if let Some(b) = batch.as_mut() {
+                self.step(b);
+                if b.is_empty() {
+                    batch = None;
+                }
+            }
+            self.expire(batch.as_ref().map(|b| b.model.as_str()));
+            let running = batch.as_ref().map_or(0, Batch::len);
+            let c = &self.batch_counters;
+            c.running.store(running, Ordering::Relaxed);
+            c.queued.store(waiting.len(), Ordering::Relaxed);
+            c.peak.fetch_max(running, Ordering::Relaxed);
+        }
+    }
+
+    /// How long to wait for a command when idle: until the next keep-alive expiry.
+    fn idle_wait(&self) -> Duration {
+        self.models
+            .values()
+            .filter_map(|m| m.expires)
+            .min()
+            .map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            })
+            .max(Duration::from_millis(10))
+    }
+
+    /// Unload models whose keep-alive ran out (never the one decoding).
+    fn expire(&mut self, running: Option<&str>) {
+        let now = Instant::now();
+        let before = self.models.len();
+        self.models.retain(|name, m| {
+            Some(name.as_str()) == running || !matches!(m.expires, Some(t) if t <= now)
+        });
+        if self.models.len() != before {
+            self.publish();
+        }
+    }
+
+    /// Start queued jobs in arrival order while they can run now: anything when no batch is
+    /// running; otherwise a generation joins the batch when it is for the same model (no
+    /// reload), the model batches and a slot is free (`OLLAMA_NUM_PARALLEL`). The first job that
+    /// must wait holds back the ones behind it.
+    fn dispatch(&mut self, waiting: &mut VecDeque<Job>, batch: &mut Option<Batch>) {
+        while let Some(job) = waiting.front() {
+            let runnable = match (job, batch.as_ref()) {
+                (_, None) => true,
+                (Job::Generate(req, ..), Some(b)) => {
+                    req.model.name == b.model
+                        && b.len() < self.config.num_parallel.max(1)
+                        && !self.needs_reload(&req.model, Some(req.num_ctx))
+                        && self
+                            .models
+                            .get(&b.model)
+                            .is_some_and(|m| m.model.supports_batch())
+                }
+                (Job::Embed(job, _), Some(b)) => {
+                    job.model.name == b.model && !self.needs_reload(&job.model, job.num_ctx)
+                }
+                (Job::Unload(name, _), Some(b)) => *name != b.model,
+            };
+            if !runnable {
+                break;
+            }
+            let Some(job) = waiting.pop_front() else {
+                break;
+            };
+            match job {
+                Job::Generate(req, reply, t0) => self.admit(req, reply, t0, batch),
+                Job::Embed(job, reply) => {
                     let run = std::panic::AssertUnwindSafe(|| self.embed(*job));
                     let out = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-                        self.models.clear();
-                        self.publish();
-                        Err(EngineError::Model(
-                            "internal error in the MLX engine; the model was unloaded".into(),
-                        ))
+                        self.panicked(batch);
+                        Err(EngineError::Model(INTERNAL_ERROR.into()))
                     });
                     let _ = reply.send(out);
                 }
-                Ok(Command::Unload(name, reply)) => {
+                Job::Unload(name, reply) => {
                     self.models.remove(&name);
                     self.publish();
                     let _ = reply.blocking_send(EngineEvent::Done(generate::Done::unloaded()));
                 }
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            let now = Instant::now();
-            let before = self.models.len();
-            self.models
-                .retain(|_, m| !matches!(m.expires, Some(t) if t <= now));
-            if self.models.len() != before {
-                self.publish();
             }
         }
     }
 
-    fn generate(&mut self, req: GenerateRequest, reply: Sender<EngineEvent>) {
-        let t0 = Instant::now();
+    /// Whether serving `model` with `num_ctx` would (re)load it.
+    fn needs_reload(&self, model: &ModelRef, num_ctx: Option<usize>) -> bool {
+        let same = self
+            .models
+            .get(&model.name)
+            .filter(|m| m.info.path == model.path)
+            .map(|m| m.info.context_length);
+        let ctx = num_ctx.map(|n| n as u64);
+        !(same.is_some() && (ctx.is_none() || same == ctx))
+    }
+
+    /// Load the model if needed, prefill the request and add it to the batch (or finish it
+    /// right away: load-only, cancelled, failed).
+    fn admit(
+        &mut self,
+        req: Box<GenerateRequest>,
+        reply: Sender<EngineEvent>,
+        t0: Instant,
+        batch: &mut Option<Batch>,
+    ) {
         let load_start = Instant::now();
         if let Err(e) = self.ensure_loaded(&req.model, Some(req.num_ctx)) {
             let _ = reply.blocking_send(EngineEvent::Error(e));
@@ -395,32 +538,135 @@ impl EngineThread {
             let _ = reply.blocking_send(EngineEvent::Error(EngineError::InvalidRequest(msg)));
             return;
         }
-        let result = generate::run(m, &req, &reply, load, t0);
-        if result.is_ok() {
-            m.remember_prefix();
-        }
-        let last = match result {
-            Ok(Some(done)) => Some(EngineEvent::Done(done)),
-            Ok(None) => None, // cancelled: the receiver is gone
-            Err(e) => {
-                m.caches = m.fresh_caches();
-                m.cached_tokens.clear();
-                Some(EngineEvent::Error(e))
+        let r = reply.clone();
+        let run = std::panic::AssertUnwindSafe(|| sequence::start(m, req, r, load, t0));
+        let last = match std::panic::catch_unwind(run) {
+            Err(_) => {
+                self.panicked(batch);
+                Some(EngineEvent::Error(EngineError::Model(
+                    INTERNAL_ERROR.into(),
+                )))
             }
+            Ok(Ok(Started::Running(seq, caches, logits))) => {
+                let b = batch.get_or_insert_with(|| Batch::new(&name));
+                if let Err(e) = b.join(seq, caches, logits) {
+                    self.fail_batch(batch, e);
+                }
+                return;
+            }
+            Ok(Ok(Started::Done(done))) => Some(EngineEvent::Done(done)),
+            Ok(Ok(Started::Cancelled)) => None,
+            Ok(Err(e)) => Some(EngineEvent::Error(e)),
         };
-        m.last_used = Instant::now();
-        match keep_alive {
-            KeepAlive::Forever => m.expires = None,
-            KeepAlive::For(d) if d.is_zero() => {
-                self.models.remove(&name);
+        self.request_done(&name, keep_alive, batch.as_ref(), last, &reply);
+    }
+
+    /// One decode step of the batch; rows that left get their final event.
+    fn step(&mut self, batch: &mut Batch) {
+        let Some(m) = self.models.get_mut(&batch.model) else {
+            let mut gone = Some(std::mem::replace(batch, Batch::new("")));
+            self.fail_batch(
+                &mut gone,
+                EngineError::Model("the model was unloaded".into()),
+            );
+            return;
+        };
+        let c = &self.batch_counters;
+        c.peak.fetch_max(batch.len(), Ordering::Relaxed);
+        c.steps.fetch_add(1, Ordering::Relaxed);
+        c.rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let run = std::panic::AssertUnwindSafe(|| batch.step(m));
+        match std::panic::catch_unwind(run) {
+            Ok(Ok(left)) => {
+                for row in left {
+                    self.leave(row, batch);
+                }
             }
-            KeepAlive::For(d) => m.expires = Some(Instant::now() + d),
+            Ok(Err(e)) => {
+                if let Some(m) = self.models.get_mut(&batch.model) {
+                    m.caches.clear();
+                    m.cached_tokens.clear();
+                }
+                let mut b = Some(std::mem::replace(batch, Batch::new("")));
+                self.fail_batch(&mut b, e);
+            }
+            Err(_) => {
+                let mut b = Some(std::mem::replace(batch, Batch::new("")));
+                self.panicked(&mut b);
+            }
         }
-        // Publish before the final event so a client that saw `Done` also sees the new state.
+    }
+
+    /// A row left the batch: keep its KV state for prefix reuse (unless it failed), flush and
+    /// send its final event, apply its keep-alive.
+    fn leave(&mut self, row: Left, batch: &Batch) {
+        let Left {
+            mut seq,
+            outcome,
+            caches,
+        } = row;
+        let keep_alive = seq.req.keep_alive.unwrap_or(self.config.default_keep_alive);
+        let Some(m) = self.models.get_mut(&batch.model) else {
+            return;
+        };
+        let last = match outcome {
+            Ok(reason) => {
+                m.remember(std::mem::take(&mut seq.cached), caches);
+                reason.and_then(|r| seq.finish(m, r)).map(EngineEvent::Done)
+            }
+            Err(e) => Some(EngineEvent::Error(e)),
+        };
+        self.request_done(&batch.model, keep_alive, Some(batch), last, &seq.reply);
+    }
+
+    /// After a request: apply its keep-alive (an unload waits for the batch's other rows),
+    /// publish the new state, then send its final event (so a client that saw `Done` sees
+    /// the state it left).
+    fn request_done(
+        &mut self,
+        name: &str,
+        keep_alive: KeepAlive,
+        batch: Option<&Batch>,
+        last: Option<EngineEvent>,
+        reply: &Sender<EngineEvent>,
+    ) {
+        let busy = batch.is_some_and(|b| b.model == name && !b.is_empty());
+        let now = Instant::now();
+        if let Some(m) = self.models.get_mut(name) {
+            m.last_used = now;
+            match keep_alive {
+                KeepAlive::Forever => m.expires = None,
+                KeepAlive::For(d) if d.is_zero() && busy => m.expires = Some(now),
+                KeepAlive::For(d) if d.is_zero() => {
+                    self.models.remove(name);
+                }
+                KeepAlive::For(d) => m.expires = Some(now + d),
+            }
+        }
         self.publish();
         if let Some(ev) = last {
             let _ = reply.blocking_send(ev);
         }
+    }
+
+    /// The batch failed as a whole: every row gets `err`.
+    fn fail_batch(&mut self, batch: &mut Option<Batch>, err: EngineError) {
+        if let Some(mut b) = batch.take() {
+            let name = b.model.clone();
+            for seq in b.drain() {
+                let keep_alive = seq.req.keep_alive.unwrap_or(self.config.default_keep_alive);
+                let ev = Some(EngineEvent::Error(err.clone()));
+                self.request_done(&name, keep_alive, None, ev, &seq.reply);
+            }
+        }
+    }
+
+    /// A bug (or an MLX exception surfacing as a panic) must not take the engine down: drop
+    /// the possibly inconsistent models and fail what was running.
+    fn panicked(&mut self, batch: &mut Option<Batch>) {
+        self.models.clear();
+        self.publish();
+        self.fail_batch(batch, EngineError::Model(INTERNAL_ERROR.into()));
     }
 
     fn embed(&mut self, job: EmbedJob) -> Result<EmbedOutput, EngineError> {

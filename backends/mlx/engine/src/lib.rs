@@ -6,6 +6,7 @@
 //! template, tokenizes, prefills, samples and streams [`EngineEvent`]s back on the request's own
 //! channel; dropping the receiver cancels the request at the next decode step.
 
+pub mod batch;
 pub mod budget;
 pub mod constrain;
 pub mod constrain_step;
@@ -18,6 +19,7 @@ pub mod logprobs;
 pub mod output;
 pub mod prefix_cache;
 pub mod sampler;
+pub mod sequence;
 pub mod speculative;
 pub mod stop;
 pub mod template;
@@ -27,7 +29,7 @@ pub mod tools;
 
 pub use constrain::FormatSpec;
 pub use engine::{
-    DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
+    BatchStats, DeviceChoice, Engine, EngineConfig, EngineEvent, KeepAlive, LoadedInfo, ModelRef,
 };
 pub use error::EngineError;
 pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};

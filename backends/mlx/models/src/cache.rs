@@ -277,6 +277,11 @@ impl KvCache {
         }
     }
 
+    /// The arrays holding the cached positions (to evaluate a copy eagerly).
+    pub fn arrays(&self) -> Vec<&Array> {
+        self.buffers().into_iter().flatten().collect()
+    }
+
     fn buffers(&self) -> Vec<Option<&Array>> {
         match &self.store {
             Store::Plain { k, v } => vec![k.as_ref(), v.as_ref()],

@@ -1,0 +1,270 @@
+//! Continuous batching: the running requests of one model decode together, one token per row per
+//! step, in a single `[rows, 1]` forward pass over a padded batch cache
+//! ([`ollmlx_models::KvCache::stack`]).
+//!
+//! Request path: the engine thread ([`crate::engine`]) admits requests between steps
+//! ([`Batch::join`], after their own prefill in [`crate::sequence::start`]) and calls
+//! [`Batch::step`] while rows remain; rows that finish, fail or lose their client leave after
+//! the step that ended them ([`Left`]), without stalling the others.
+//!
+//! When every row decodes greedily on the device, step t+1 is scheduled (`async_eval`) before
+//! step t's tokens are read, so the host's per-token work (detokenizing, stop strings, sending)
+//! overlaps the next forward pass; a single request runs exactly this way. Rows that sample on
+//! the host (temperature, penalties, `format`, logprobs) need their logits first, so a batch with
+//! any of them steps synchronously. Each row keeps its own sampler, seed, stop strings and
+//! history, so what a row produces does not depend on its neighbours: a greedy row yields the
+//! tokens it yields alone.
+
+use mlx_rs::ops::concatenate;
+use mlx_rs::ops::indexing::argmax_axis;
+use mlx_rs::{Array, Dtype};
+use ollmlx_models::{KvCache, LogitsMode};
+
+use crate::engine::Resident;
+use crate::error::EngineError;
+use crate::generate::{FinishReason, CLEAR_CACHE_EVERY};
+use crate::sequence::{Flow, Sequence};
+
+/// A row that left the batch.
+pub(crate) struct Left {
+    /// Its state (reply channel, stats).
+    pub(crate) seq: Sequence,
+    /// Why: finished (`Ok(Some)`), client gone (`Ok(None)`) or failed.
+    pub(crate) outcome: Result<Option<FinishReason>, EngineError>,
+    /// Its own caches (holding `seq.cached`), for the prefix cache.
+    pub(crate) caches: Vec<KvCache>,
+}
+
+/// The requests of one model decoding together.
+pub(crate) struct Batch {
+    /// Resident model name.
+    pub(crate) model: String,
+    rows: Vec<Sequence>,
+    /// One per layer, row `i` = `rows[i]`.
+    caches: Vec<KvCache>,
+    /// Logits (`[rows, 1, vocab]`, possibly still being computed) the next tokens come from.
+    logits: Option<Array>,
+    steps: usize,
+}
+
+impl Batch {
+    /// An empty batch for `model`.
+    pub(crate) fn new(model: &str) -> Self {
+        Batch {
+            model: model.to_string(),
+            rows: Vec::new(),
+            caches: Vec::new(),
+            logits: None,
+            steps: 0,
+        }
+    }
+
+    /// Rows decoding.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// No rows left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Add a prefilled request: its caches (one sequence) and last-position logits.
+    pub(crate) fn join(
+        &mut self,
+        seq: Box<Sequence>,
+        caches: Vec<KvCache>,
+        logits: Array,
+    ) -> Result<(), EngineError> {
+        match self.logits.take() {
+            Some(current) if !self.rows.is_empty() => {
+                let merged = self
+                    .caches
+                    .iter()
+                    .zip(&caches)
+                    .map(|(a, b)| KvCache::stack(&[a, b]))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let logits = concatenate(&[current, logits], 0)?;
+                self.caches = merged;
+                self.logits = Some(logits);
+            }
+            _ => {
+                self.caches = caches;
+                self.logits = Some(logits);
+            }
+        }
+        self.rows.push(*seq);
+        Ok(())
+    }
+
+    /// Every row, removed (the batch failed or the engine is stopping).
+    pub(crate) fn drain(&mut self) -> Vec<Sequence> {
+        self.caches.clear();
+        self.logits = None;
+        std::mem::take(&mut self.rows)
+    }
+
+    /// One decode step for every row. Returns the rows that left. An `Err` means the forward
+    /// pass itself failed: the caller fails every row ([`Batch::drain`]).
+    pub(crate) fn step(&mut self, m: &Resident) -> Result<Vec<Left>, EngineError> {
+        let logits = self
+            .logits
+            .take()
+            .ok_or_else(|| EngineError::Model("batch stepped without logits".into()))?;
+        let all_device = self.rows.iter().all(|r| r.device_greedy);
+        let chosen = argmax_axis(&logits, -1, false)?; // [rows, 1]
+        let mut ahead = None;
+        let picks: Vec<Result<Option<u32>, EngineError>> = if all_device {
+            if !self.rows.iter().all(|r| r.next_is_last()) {
+                let l = m
+                    .model
+                    .forward(&chosen, &mut self.caches, LogitsMode::Last)?;
+                mlx_rs::transforms::async_eval([&l])?;
+                ahead = Some(l);
+            }
+            tokens(&chosen)?.into_iter().map(|t| Ok(Some(t))).collect()
+        } else {
+            mlx_rs::transforms::eval([&logits, &chosen])?;
+            let greedy = tokens(&chosen)?;
+            let host = logits.as_dtype(Dtype::Float32)?;
+            let vocab = host.dim(-1) as usize;
+            let flat = host
+                .try_as_slice::<f32>()
+                .map_err(|e| EngineError::Model(e.to_string()))?;
+            self.rows
+                .iter_mut()
+                .enumerate()
+                .map(|(i, r)| match r.device_greedy {
+                    true => Ok(Some(greedy[i])),
+                    false => r.pick(flat[i * vocab..(i + 1) * vocab].to_vec()),
+                })
+                .collect()
+        };
+        if ahead.is_some() {
+            for (r, p) in self.rows.iter_mut().zip(&picks) {
+                if let Ok(Some(t)) = p {
+                    r.cached.push(*t);
+                }
+            }
+        }
+        self.steps += 1;
+        if self.steps.is_multiple_of(CLEAR_CACHE_EVERY) {
+            mlx_rs::memory::clear_cache()?;
+        }
+
+        // Stream each row's token and sort the rows by what they do next.
+        let mut keep = Vec::new();
+        let mut shifting = Vec::new();
+        let mut left: Vec<(usize, Result<Option<FinishReason>, EngineError>)> = Vec::new();
+        let mut next = Vec::new();
+        for (i, (row, pick)) in self.rows.iter_mut().zip(picks).enumerate() {
+            next.push(match &pick {
+                Ok(Some(tok)) => *tok,
+                _ => 0,
+            });
+            let flow = pick.and_then(|p| match p {
+                Some(tok) => row.advance(m, tok),
+                None => Ok(Flow::Stop(FinishReason::Stop)),
+            });
+            match flow {
+                Ok(Flow::Continue) => keep.push(i),
+                Ok(Flow::Shift) => shifting.push(i),
+                Ok(Flow::Stop(reason)) => left.push((i, Ok(Some(reason)))),
+                Ok(Flow::Cancelled) => left.push((i, Ok(None))),
+                Err(e) => left.push((i, Err(e))),
+            }
+        }
+
+        // Each leaving or shifting row takes its own (unpadded, evaluated) caches along, so the
+        // batch buffers stay the only reference the next in-place write sees.
+        let mut own: Vec<Option<Vec<KvCache>>> = (0..self.rows.len()).map(|_| None).collect();
+        for &i in left.iter().map(|(i, _)| i).chain(&shifting) {
+            own[i] = Some(self.row_caches(i)?);
+        }
+        let mut rows: Vec<Option<Sequence>> = self.rows.drain(..).map(Some).collect();
+        let mut out = Vec::new();
+        for (i, outcome) in left {
+            if let (Some(seq), Some(caches)) = (rows[i].take(), own[i].take()) {
+                out.push(Left {
+                    seq,
+                    outcome,
+                    caches,
+                });
+            }
+        }
+        let mut rejoin = Vec::new();
+        for &i in &shifting {
+            if let (Some(mut seq), Some(mut caches)) = (rows[i].take(), own[i].take()) {
+                match seq.shift(m, &mut caches) {
+                    Ok(l) => rejoin.push((Box::new(seq), caches, l)),
+                    Err(e) => out.push(Left {
+                        seq,
+                        outcome: Err(e),
+                        caches,
+                    }),
+                }
+            }
+        }
+
+        // The rows that go on.
+        if !keep.is_empty() {
+            let all = keep.len() == rows.len();
+            if !all {
+                self.caches = self
+                    .caches
+                    .iter()
+                    .map(|c| c.select(&keep))
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            self.rows = keep.iter().filter_map(|&i| rows[i].take()).collect();
+            self.logits = Some(match ahead {
+                Some(l) if all => l,
+                Some(l) => {
+                    let idx: Vec<i32> = keep.iter().map(|&i| i as i32).collect();
+                    l.take_axis(Array::from_slice(&idx, &[idx.len() as i32]), 0)?
+                }
+                None => {
+                    let ids: Vec<i32> = keep.iter().map(|&i| next[i] as i32).collect();
+                    let input = Array::from_slice(&ids, &[ids.len() as i32, 1]);
+                    let l = m
+                        .model
+                        .forward(&input, &mut self.caches, LogitsMode::Last)?;
+                    for (r, t) in self.rows.iter_mut().zip(&ids) {
+                        r.cached.push(*t as u32);
+                    }
+                    l
+                }
+            });
+        } else {
+            self.caches.clear();
+            self.logits = None;
+        }
+        for (seq, caches, l) in rejoin {
+            self.join(seq, caches, l)?;
+        }
+        Ok(out)
+    }
+
+    /// Row `i`'s caches on their own: the batch's when it is the only row, else a copy.
+    fn row_caches(&self, i: usize) -> Result<Vec<KvCache>, EngineError> {
+        if self.rows.len() == 1 {
+            return Ok(self.caches.clone());
+        }
+        let own = self
+            .caches
+            .iter()
+            .map(|c| c.select(&[i]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let arrays: Vec<&Array> = own.iter().flat_map(KvCache::arrays).collect();
+        mlx_rs::transforms::eval(arrays)?;
+        Ok(own)
+    }
+}
+
+/// Host copy of a `[rows, 1]` token array.
+fn tokens(chosen: &Array) -> Result<Vec<u32>, EngineError> {
+    let t = chosen.as_dtype(Dtype::Uint32)?;
+    Ok(t.try_as_slice::<u32>()
+        .map_err(|e| EngineError::Model(e.to_string()))?
+        .to_vec())
+}

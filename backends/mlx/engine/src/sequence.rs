@@ -1,0 +1,268 @@
+//! One request's decode state on the engine thread, between its prefill and its final event.
+//!
+//! Request path: the engine thread admits a [`GenerateRequest`] with [`start`] (render, tokenize,
+//! reuse a cached prefix, prefill: [`crate::generate`]), which hands back a [`Sequence`] plus the
+//! request's own KV caches and first logits; [`crate::batch::Batch`] then decodes it together with
+//! the other admitted requests of the same model. Per step the batch picks a token for each row
+//! (device argmax, or [`Sequence::pick`] on the host for sampling, `format` and logprobs) and
+//! [`Sequence::advance`] streams it: end-of-sequence, detokenizer, stop strings, thinking / tool
+//! parsing, `num_predict`, context end. [`Sequence::finish`] flushes and builds the final
+//! [`Done`].
+
+use std::time::Instant;
+
+use mlx_rs::Array;
+use ollmlx_models::KvCache;
+use tokio::sync::mpsc::Sender;
+
+use crate::constrain_step::Guide;
+use crate::engine::{EngineEvent, Resident};
+use crate::error::EngineError;
+use crate::generate::{self, Done, FinishReason, GenStats, GenerateRequest, Prompt};
+use crate::output::OutputPipeline;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::stop::StopMatcher;
+use crate::thinking::{self, ThinkingParser};
+use crate::tokenizer::Detokenizer;
+use crate::tools::ToolParser;
+
+/// What [`start`] produced.
+pub(crate) enum Started {
+    /// Finished without decoding (a load-only request).
+    Done(Done),
+    /// The client went away during prefill.
+    Cancelled,
+    /// Ready to decode: the sequence, its caches (one per layer, holding `seq.cached`) and the
+    /// logits of its last prompt position (`[1, 1, vocab]`).
+    Running(Box<Sequence>, Vec<KvCache>, Array),
+}
+
+/// What a row does after a token was streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Decode on: feed the token next step.
+    Continue,
+    /// The context is full: shift it (rebuild this row's cache), then feed the token.
+    Shift,
+    /// Finished for this reason.
+    Stop(FinishReason),
+    /// The client went away.
+    Cancelled,
+}
+
+/// The decode state of one request.
+pub(crate) struct Sequence {
+    pub(crate) req: Box<GenerateRequest>,
+    pub(crate) reply: Sender<EngineEvent>,
+    t0: Instant,
+    stats: GenStats,
+    decode_start: Instant,
+    sampler: Sampler,
+    /// Prompt + generated tokens (after truncation / shifts).
+    pub(crate) history: Vec<u32>,
+    /// Tokens whose keys/values this row's cache holds, in order.
+    pub(crate) cached: Vec<u32>,
+    detok: Detokenizer,
+    stop: StopMatcher,
+    output: OutputPipeline,
+    guide: Option<Guide>,
+    generated: usize,
+    pub(crate) num_ctx: usize,
+    /// Greedy without host-side penalties, `format` or logprobs: the token is the device argmax.
+    pub(crate) device_greedy: bool,
+}
+
+/// Render, tokenize, reuse the longest cached prefix (the model's live cache or a prefix-cache
+/// snapshot), prefill the rest in chunks, and set up the decode state.
+pub(crate) fn start(
+    m: &mut Resident,
+    req: Box<GenerateRequest>,
+    reply: Sender<EngineEvent>,
+    load: std::time::Duration,
+    t0: Instant,
+) -> Result<Started, EngineError> {
+    let mut stats = GenStats {
+        load,
+        ..Default::default()
+    };
+    if req.prompt == Prompt::LoadOnly {
+        stats.total = t0.elapsed();
+        return Ok(Started::Done(Done {
+            reason: FinishReason::Load,
+            stats,
+            context: None,
+        }));
+    }
+    if req.think == Some(true) && !m.thinks && !req.relax_thinking {
+        return Err(EngineError::Unsupported(format!(
+            "\"{}\" does not support thinking",
+            req.model.name
+        )));
+    }
+    let thinking_on = m.thinks && req.think != Some(false);
+    let text = match &req.rendered {
+        Some(t) => t.clone(),
+        None => generate::render(m, &req.prompt, m.thinks.then_some(thinking_on))?,
+    };
+    let has_tools = matches!(&req.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
+    let output = OutputPipeline::new(
+        m.thinks.then(|| {
+            let opened = text.trim_end().ends_with(thinking::OPEN);
+            (ThinkingParser::new(opened), thinking_on)
+        }),
+        m.tool_format.filter(|_| has_tools).map(ToolParser::new),
+    );
+    let ids = generate::tokenize(m, &text, &req)?;
+    let num_ctx = req.num_ctx.max(2);
+    let prefill_start = Instant::now();
+    let Some((caches, cached, logits, evaluated)) = generate::prefill(m, &ids, &req, &reply)?
+    else {
+        return Ok(Started::Cancelled);
+    };
+    stats.prompt_eval = prefill_start.elapsed();
+    stats.prompt_eval_count = evaluated as u64;
+    let guide = Guide::new(m, req.format.as_ref(), req.logprobs, thinking_on, &text)?;
+    let device_greedy = sampler_runs_on_device(&req.sampler) && guide.is_none();
+    let seq = Sequence {
+        sampler: Sampler::new(req.sampler.clone()),
+        stop: StopMatcher::new(&req.stop),
+        req,
+        reply,
+        t0,
+        stats,
+        decode_start: Instant::now(),
+        history: ids,
+        cached,
+        detok: Detokenizer::new(),
+        output,
+        guide,
+        generated: 0,
+        num_ctx,
+        device_greedy,
+    };
+    Ok(Started::Running(Box::new(seq), caches, logits))
+}
+
+impl Sequence {
+    /// The next token is certainly the last one (`num_predict` or the context end): no step
+    /// needs to be scheduled ahead for it.
+    pub(crate) fn next_is_last(&self) -> bool {
+        self.req
+            .num_predict
+            .is_some_and(|n| self.generated + 1 >= n)
+            || self.history.len() + 1 >= self.num_ctx
+    }
+
+    /// Choose a token on the host from this row's logits (sampling, `format`, logprobs).
+    /// `None`: the output grammar admits no further token; generation ends with `stop`.
+    pub(crate) fn pick(&mut self, mut row: Vec<f32>) -> Result<Option<u32>, EngineError> {
+        match &mut self.guide {
+            None => Ok(Some(self.sampler.sample(&mut row, &self.history))),
+            Some(g) => g.sample(&mut self.sampler, row, &self.history, &self.reply),
+        }
+    }
+
+    /// Take `tok` as the next output token: stream its text and decide how to go on.
+    pub(crate) fn advance(&mut self, m: &Resident, tok: u32) -> Result<Flow, EngineError> {
+        if m.tokenizer.eos_ids.contains(&tok) {
+            return Ok(Flow::Stop(FinishReason::Stop));
+        }
+        self.history.push(tok);
+        self.generated += 1;
+        let out = self.stop.push(&self.detok.push(&m.tokenizer, tok)?);
+        if !send_all(&self.reply, self.output.push(&out.emit)) {
+            return Ok(Flow::Cancelled);
+        }
+        if out.stopped {
+            return Ok(Flow::Stop(FinishReason::Stop));
+        }
+        if let Some(g) = &mut self.guide {
+            if g.accept(tok)? {
+                return Ok(Flow::Stop(FinishReason::Stop)); // the JSON value is complete
+            }
+        }
+        if self.req.num_predict.is_some_and(|n| self.generated >= n) {
+            return Ok(Flow::Stop(FinishReason::Length));
+        }
+        if self.history.len() >= self.num_ctx {
+            if !self.req.shift {
+                return Ok(Flow::Stop(FinishReason::Length));
+            }
+            return Ok(Flow::Shift);
+        }
+        if self.reply.is_closed() {
+            return Ok(Flow::Cancelled);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Ollama's context shift for this row: keep the first `num_keep` tokens, drop half of the
+    /// rest, rebuild `caches` (this row alone) for what remains except the last token, which is
+    /// then fed; returns its logits.
+    pub(crate) fn shift(
+        &mut self,
+        m: &Resident,
+        caches: &mut Vec<KvCache>,
+    ) -> Result<Array, EngineError> {
+        let req = &self.req;
+        self.history = generate::shift_context(
+            m,
+            caches,
+            &mut self.cached,
+            &self.history,
+            req.num_keep,
+            self.num_ctx,
+            req.num_batch,
+        )?;
+        let tok = *self.history.last().unwrap_or(&0);
+        let logits = generate::forward(m, caches, &[tok])?;
+        self.cached.push(tok);
+        Ok(logits)
+    }
+
+    /// Flush held-back text and build the final event. `None` when the client went away.
+    pub(crate) fn finish(&mut self, m: &Resident, reason: FinishReason) -> Option<Done> {
+        if !self.stop.is_finished() {
+            let tail = match self.detok.flush(&m.tokenizer) {
+                Ok(t) => self.stop.push(&t),
+                Err(_) => self.stop.push(""),
+            };
+            let rest = if tail.stopped {
+                tail.emit
+            } else {
+                tail.emit + &self.stop.flush()
+            };
+            if !send_all(&self.reply, self.output.push(&rest)) {
+                return None;
+            }
+        }
+        if !send_all(&self.reply, self.output.flush()) {
+            return None;
+        }
+        let mut stats = self.stats.clone();
+        stats.eval = self.decode_start.elapsed();
+        stats.eval_count = self.generated as u64;
+        stats.total = self.t0.elapsed();
+        Some(Done {
+            reason,
+            stats,
+            context: self
+                .req
+                .return_context
+                .then(|| std::mem::take(&mut self.history)),
+        })
+    }
+}
+
+/// Send `events` in order; false when the client went away.
+pub(crate) fn send_all(reply: &Sender<EngineEvent>, events: Vec<EngineEvent>) -> bool {
+    events.into_iter().all(|e| reply.blocking_send(e).is_ok())
+}
+
+/// Whether the next token can be chosen on the device: greedy and no penalty that needs the
+/// history on the host.
+pub(crate) fn sampler_runs_on_device(c: &SamplerConfig) -> bool {
+    c.temperature <= 0.0
+        && (c.repeat_last_n == 0
+            || (c.repeat_penalty == 1.0 && c.presence_penalty == 0.0 && c.frequency_penalty == 0.0))
+}

@@ -1,0 +1,282 @@
+//! Continuous batching on the real SmolLM2-135M-Instruct GGUF: concurrent requests of one model
+//! decode together (`OLLAMA_NUM_PARALLEL` rows) and each produces what it produces alone —
+//! greedy rows token for token, seeded sampled rows the same text — through joins, leaves,
+//! cancellations and context shifts. Skips loudly without the weights.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ollmlx_engine::{
+    Done, Engine, EngineConfig, EngineEvent, GenerateRequest, ModelRef, Prompt, SamplerConfig,
+};
+
+fn model_path() -> Option<PathBuf> {
+    let p = std::env::var_os("OLLMLX_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; run scripts/fetch-models.sh",
+            p.display()
+        );
+        None
+    }
+}
+
+const PROMPTS: [&str; 4] = [
+    "Write a short poem about the sea.",
+    "List three uses of copper.",
+    "Explain in one paragraph why the sky is blue, for a child who keeps asking questions.",
+    "Hi",
+];
+
+fn greedy() -> SamplerConfig {
+    SamplerConfig {
+        temperature: 0.0,
+        repeat_penalty: 1.0,
+        ..Default::default()
+    }
+}
+
+fn request(path: &Path, prompt: &str, n: usize, sampler: SamplerConfig) -> GenerateRequest {
+    let mut req = GenerateRequest::new(
+        ModelRef {
+            name: "smollm2".into(),
+            path: path.to_path_buf(),
+        },
+        Prompt::Text {
+            prompt: prompt.into(),
+            system: String::new(),
+            raw: false,
+        },
+    );
+    req.sampler = sampler;
+    req.num_predict = Some(n);
+    req.return_context = true;
+    req
+}
+
+fn engine(parallel: usize) -> Engine {
+    Engine::start(EngineConfig {
+        num_parallel: parallel,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+type Rx = tokio::sync::mpsc::Receiver<EngineEvent>;
+
+fn submit(engine: &Engine, req: GenerateRequest) -> Rx {
+    let (tx, rx) = tokio::sync::mpsc::channel(512);
+    engine.generate(req, tx).unwrap();
+    rx
+}
+
+/// Read a stream to its end: the text, the final event, when the first text and the end came.
+fn drain(mut rx: Rx) -> (String, Done, Instant, Instant) {
+    let mut text = String::new();
+    let mut first = None;
+    loop {
+        match rx.blocking_recv().expect("stream closed without Done") {
+            EngineEvent::Text(t) => {
+                first.get_or_insert_with(Instant::now);
+                text.push_str(&t);
+            }
+            EngineEvent::Done(d) => {
+                let now = Instant::now();
+                return (text, d, first.unwrap_or(now), now);
+            }
+            EngineEvent::Error(e) => panic!("engine error: {e}"),
+            _ => {}
+        }
+    }
+}
+
+fn alone(engine: &Engine, req: GenerateRequest) -> (String, Vec<u32>) {
+    let (text, done, ..) = drain(submit(engine, req));
+    (text, done.context.unwrap_or_default())
+}
+
+/// Submit all at once (they queue together), read each on its own thread.
+fn together(engine: &Engine, reqs: Vec<GenerateRequest>) -> Vec<(String, Done, Instant, Instant)> {
+    let rxs: Vec<Rx> = reqs.into_iter().map(|r| submit(engine, r)).collect();
+    let handles: Vec<_> = rxs
+        .into_iter()
+        .map(|rx| std::thread::spawn(move || drain(rx)))
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_greedy_requests_decode_token_for_token_as_they_do_alone() {
+    let Some(path) = model_path() else { return };
+    let e = engine(4);
+    let want: Vec<_> = PROMPTS
+        .iter()
+        .map(|p| alone(&e, request(&path, p, 24, greedy())))
+        .collect();
+    let before = e.batch_stats();
+    let got = together(
+        &e,
+        PROMPTS
+            .iter()
+            .map(|p| request(&path, p, 24, greedy()))
+            .collect(),
+    );
+    for (i, ((text, done, ..), (want_text, want_ids))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            done.context.as_ref(),
+            Some(want_ids),
+            "request {i}: token ids"
+        );
+        assert_eq!(text, want_text, "request {i}: text");
+    }
+    let after = e.batch_stats();
+    assert_eq!(after.peak, 4, "the four requests decoded in one batch");
+    let mean = (after.rows - before.rows) as f64 / (after.steps - before.steps) as f64;
+    assert!(mean > 2.0, "mean batch size {mean:.2} while four ran");
+}
+
+#[test]
+fn seeded_sampling_gives_the_same_text_inside_a_batch_as_alone() {
+    let Some(path) = model_path() else { return };
+    let e = engine(3);
+    let sampled = |seed| SamplerConfig {
+        temperature: 0.9,
+        top_k: 40,
+        top_p: 0.95,
+        seed: Some(seed),
+        ..Default::default()
+    };
+    let reqs = || {
+        vec![
+            request(&path, PROMPTS[0], 20, sampled(7)),
+            request(&path, PROMPTS[1], 20, greedy()),
+            request(&path, PROMPTS[2], 20, sampled(11)),
+        ]
+    };
+    let want: Vec<_> = reqs().into_iter().map(|r| alone(&e, r)).collect();
+    let got = together(&e, reqs());
+    for (i, ((text, done, ..), (want_text, want_ids))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(text, want_text, "request {i}: text");
+        assert_eq!(done.context.as_ref(), Some(want_ids), "request {i}: ids");
+    }
+    assert!(e.batch_stats().peak >= 2, "sampled rows batched");
+}
+
+#[test]
+fn random_cancellations_never_change_the_other_rows() {
+    let Some(path) = model_path() else { return };
+    let e = engine(4);
+    let want: Vec<_> = PROMPTS
+        .iter()
+        .map(|p| alone(&e, request(&path, p, 30, greedy())))
+        .collect();
+    // A fixed pseudo-random plan: which requests hang up, after how many events.
+    let mut state = 0x9e37_79b9_u32;
+    let mut rand = move |n: u32| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state % n
+    };
+    for round in 0..3 {
+        let cancel: Vec<Option<u32>> = (0..4)
+            .map(|_| (rand(2) == 0).then(|| 1 + rand(12)))
+            .collect();
+        let rxs: Vec<Rx> = PROMPTS
+            .iter()
+            .map(|p| submit(&e, request(&path, p, 30, greedy())))
+            .collect();
+        let handles: Vec<_> = rxs
+            .into_iter()
+            .zip(cancel.clone())
+            .map(|(mut rx, stop_after)| {
+                std::thread::spawn(move || match stop_after {
+                    Some(k) => {
+                        for _ in 0..k {
+                            if rx.blocking_recv().is_none() {
+                                break;
+                            }
+                        }
+                        drop(rx); // hang up mid-stream
+                        None
+                    }
+                    None => Some(drain(rx)),
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            if let Some((text, done, ..)) = h.join().unwrap() {
+                assert_eq!(
+                    text, want[i].0,
+                    "round {round} ({cancel:?}): request {i} text"
+                );
+                assert_eq!(
+                    done.context.as_ref(),
+                    Some(&want[i].1),
+                    "round {round}: ids"
+                );
+            }
+        }
+    }
+    // The engine keeps serving, with the same output.
+    let again = alone(&e, request(&path, PROMPTS[0], 30, greedy()));
+    assert_eq!(again, want[0]);
+}
+
+#[test]
+fn num_parallel_bounds_the_batch_and_admits_in_arrival_order() {
+    let Some(path) = model_path() else { return };
+    let e = engine(2);
+    let got = together(
+        &e,
+        PROMPTS
+            .iter()
+            .map(|p| request(&path, p, 16, greedy()))
+            .collect(),
+    );
+    assert_eq!(
+        e.batch_stats().peak,
+        2,
+        "never more than OLLAMA_NUM_PARALLEL rows"
+    );
+    // The last two started only after one of the first two finished.
+    let first_done = got[0].3.min(got[1].3);
+    for (i, r) in got.iter().enumerate().skip(2) {
+        assert!(
+            r.2 >= first_done,
+            "request {i} started before a slot was free"
+        );
+        assert!(r.1.stats.eval_count > 0, "request {i} ran");
+    }
+}
+
+#[test]
+fn rows_shifting_their_context_inside_a_batch_match_their_solo_runs() {
+    let Some(path) = model_path() else { return };
+    let e = engine(2);
+    let req = |prompt: &str| {
+        let mut r = request(&path, prompt, 70, greedy());
+        r.num_ctx = 64; // both shift (at different steps: different prompt lengths)
+        r
+    };
+    let want: Vec<_> = [PROMPTS[0], PROMPTS[2]]
+        .iter()
+        .map(|p| alone(&e, req(p)))
+        .collect();
+    let got = together(&e, vec![req(PROMPTS[0]), req(PROMPTS[2])]);
+    for (i, (text, done, ..)) in got.iter().enumerate() {
+        assert_eq!(
+            done.stats.eval_count, 70,
+            "request {i} generated past the window"
+        );
+        assert_eq!(text, &want[i].0, "request {i} text");
+        assert_eq!(done.context.as_ref(), Some(&want[i].1), "request {i} ids");
+    }
+}
