@@ -1,12 +1,45 @@
 //! Engine telemetry for the server's `/metrics` (an ollmlx extension): the prefix cache's
-//! counters, read from the engine's atomics on every scrape (never waits for the engine thread).
+//! counters and the scheduler's batch, read from the engine's atomics on every scrape (never
+//! waits for the engine thread).
 
-use ollmlx_engine::{Engine, PrefixCacheStats};
+use ollmlx_engine::{BatchStats, Engine, PrefixCacheStats};
 use ollmlx_infer::BackendMetric;
 
-/// Samples for `engine`'s current prefix-cache state.
+/// Samples for `engine`'s current prefix-cache and batch state.
 pub(crate) fn engine_metrics(engine: &Engine) -> Vec<BackendMetric> {
-    samples(&engine.prefix_cache_stats())
+    let mut all = samples(&engine.prefix_cache_stats());
+    all.extend(batch_samples(&engine.batch_stats()));
+    all
+}
+
+fn batch_samples(b: &BatchStats) -> Vec<BackendMetric> {
+    vec![
+        BackendMetric::gauge(
+            "batch_size",
+            "Requests decoding together in the engine's current batch",
+            b.running as f64,
+        ),
+        BackendMetric::gauge(
+            "engine_queue_depth",
+            "Jobs queued on the engine behind the current batch",
+            b.queued as f64,
+        ),
+        BackendMetric::gauge(
+            "batch_size_peak",
+            "Largest decode batch since start",
+            b.peak as f64,
+        ),
+        BackendMetric::counter(
+            "decode_steps_total",
+            "Batched decode steps run",
+            b.steps as f64,
+        ),
+        BackendMetric::counter(
+            "decode_rows_total",
+            "Rows over all decode steps (divided by decode_steps_total: mean batch size)",
+            b.rows as f64,
+        ),
+    ]
 }
 
 fn samples(s: &PrefixCacheStats) -> Vec<BackendMetric> {
@@ -52,6 +85,22 @@ fn samples(s: &PrefixCacheStats) -> Vec<BackendMetric> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_stats_become_named_samples() {
+        let s = batch_samples(&BatchStats {
+            running: 3,
+            queued: 2,
+            peak: 4,
+            steps: 10,
+            rows: 25,
+        });
+        let find = |n: &str| s.iter().find(|m| m.name == n).map(|m| m.value);
+        assert_eq!(find("batch_size"), Some(3.0));
+        assert_eq!(find("engine_queue_depth"), Some(2.0));
+        assert_eq!(find("batch_size_peak"), Some(4.0));
+        assert_eq!(find("decode_rows_total"), Some(25.0));
+    }
 
     #[test]
     fn prefix_cache_counters_become_named_samples() {
