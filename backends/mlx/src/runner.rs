@@ -106,11 +106,15 @@ impl MlxRunner {
     }
 }
 
-/// Make `dir` contain `name -> blob` symlinks (idempotent).
+/// Make `dir` contain `name -> blob` symlinks (idempotent, and safe when several requests load
+/// the same model at once: each link is made under a unique temporary name and renamed into
+/// place, so a concurrent assembler never sees `File exists` and a stale link is replaced
+/// atomically).
 pub(crate) fn assemble<'a>(
     dir: &Path,
     files: impl Iterator<Item = &'a (String, PathBuf)>,
 ) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     std::fs::create_dir_all(dir)?;
     for (name, blob) in files {
         if name.contains('/') || name.contains("..") {
@@ -120,11 +124,17 @@ pub(crate) fn assemble<'a>(
         if std::fs::read_link(&link).is_ok_and(|t| &t == blob) {
             continue;
         }
-        let _ = std::fs::remove_file(&link);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
         #[cfg(unix)]
-        std::os::unix::fs::symlink(blob, &link)?;
+        std::os::unix::fs::symlink(blob, &tmp)?;
         #[cfg(not(unix))]
-        std::fs::copy(blob, &link).map(|_| ())?;
+        std::fs::copy(blob, &tmp).map(|_| ())?;
+        if let Err(e) = std::fs::rename(&tmp, &link) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -287,6 +297,59 @@ mod tests {
         assemble(&dir, files.iter()).unwrap();
         assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{}");
         assert!(!tmp.join("evil").exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    /// Found by the soak (scripts/soak): two requests loading the same safetensors model at
+    /// once both saw the link missing and the second `symlink` failed with `File exists`, which
+    /// reached the client as a 500.
+    #[test]
+    fn concurrent_assembles_of_one_model_all_succeed_and_replace_stale_links() {
+        let tmp = std::env::temp_dir().join(format!("ollmlx-assemble-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let files: Vec<(String, PathBuf)> = (0..32)
+            .map(|i| {
+                let blob = tmp.join(format!("sha256-{i}"));
+                std::fs::write(&blob, format!("{i}")).unwrap();
+                (format!("part-{i}.safetensors"), blob)
+            })
+            .collect();
+        let dir = tmp.join("model");
+        for _round in 0..50 {
+            let _ = std::fs::remove_dir_all(&dir);
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            assemble(&dir, files.iter())
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().unwrap().unwrap();
+                }
+            });
+        }
+        for (i, (name, _)) in files.iter().enumerate() {
+            assert_eq!(
+                std::fs::read_to_string(dir.join(name)).unwrap(),
+                format!("{i}")
+            );
+        }
+        // Nothing but the links is left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), files.len());
+        // A link to another blob (a re-created model) is replaced.
+        let newer = tmp.join("sha256-new");
+        std::fs::write(&newer, b"new").unwrap();
+        let files = [("part-0.safetensors".to_string(), newer)];
+        assemble(&dir, files.iter()).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("part-0.safetensors")).unwrap(),
+            b"new"
+        );
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }
