@@ -42,9 +42,9 @@ impl Tokenizer {
     /// Rebuild the tokenizer stored in GGUF metadata.
     pub fn from_gguf(meta: &GgufMeta<'_>) -> Result<Self, EngineError> {
         let model = meta.string("tokenizer.ggml.model")?.unwrap_or_default();
-        if model != "gpt2" && model != "llama" {
+        if model != "gpt2" && model != "llama" && model != "bert" {
             return Err(EngineError::Tokenizer(format!(
-                "GGUF tokenizer model {model:?} is not supported yet (only gpt2-style byte-level BPE and llama-style SentencePiece)"
+                "GGUF tokenizer model {model:?} is not supported yet (only gpt2-style byte-level BPE, llama-style SentencePiece and bert WordPiece)"
             )));
         }
         let tokens = meta
@@ -54,7 +54,25 @@ impl Tokenizer {
         let id = |key: &str| -> Result<Option<u32>, EngineError> {
             Ok(meta.number(key)?.map(|v| v as u32))
         };
-        let doc = if model == "llama" {
+        let add_bos = meta
+            .boolean("tokenizer.ggml.add_bos_token")?
+            .unwrap_or(false);
+        let add_eos = meta
+            .boolean("tokenizer.ggml.add_eos_token")?
+            .unwrap_or(false);
+        let mut doc = if model == "bert" {
+            // Ollama's converter spells the separator key "seperator".
+            let cls = match id("tokenizer.ggml.cls_token_id")? {
+                Some(c) => Some(c),
+                None => id("tokenizer.ggml.bos_token_id")?,
+            };
+            let sep = match id("tokenizer.ggml.seperator_token_id")? {
+                Some(s) => Some(s),
+                None => id("tokenizer.ggml.eos_token_id")?,
+            };
+            let unk = id("tokenizer.ggml.unknown_token_id")?;
+            crate::embed::wordpiece_tokenizer_json(&tokens, cls, sep, unk)
+        } else if model == "llama" {
             let scores = meta.ints("tokenizer.ggml.scores")?.unwrap_or_default();
             let add_space_prefix = meta
                 .boolean("tokenizer.ggml.add_space_prefix")?
@@ -68,10 +86,17 @@ impl Tokenizer {
                 .unwrap_or_else(|| "default".into());
             gpt2_tokenizer_json(&tokens, &merges, &types, &pre)
         };
-        let inner = tokenizers::Tokenizer::from_str(&doc.to_string())
-            .map_err(|e| EngineError::Tokenizer(format!("building tokenizer from GGUF: {e}")))?;
         let bos_id = id("tokenizer.ggml.bos_token_id")?;
         let eos_id = id("tokenizer.ggml.eos_token_id")?;
+        if model != "bert" {
+            // What `add_bos_token` / `add_eos_token` ask for, applied when special tokens are
+            // added (embeddings; generation adds BOS itself and never EOS).
+            let bos = bos_id.filter(|_| add_bos);
+            let eos = eos_id.filter(|_| add_eos);
+            add_special_post_processor(&mut doc, &tokens, bos, eos);
+        }
+        let inner = tokenizers::Tokenizer::from_str(&doc.to_string())
+            .map_err(|e| EngineError::Tokenizer(format!("building tokenizer from GGUF: {e}")))?;
         let text = |i: Option<u32>| {
             i.and_then(|i| tokens.get(i as usize).cloned())
                 .unwrap_or_default()
@@ -89,9 +114,7 @@ impl Tokenizer {
             bos_token: text(bos_id),
             eos_token: text(eos_id),
             eos_ids,
-            add_bos: meta
-                .boolean("tokenizer.ggml.add_bos_token")?
-                .unwrap_or(false),
+            add_bos,
         })
     }
 
@@ -276,6 +299,47 @@ impl Detokenizer {
         self.read_offset = self.ids.len();
         Ok(full.get(prefix.len()..).unwrap_or_default().to_string())
     }
+}
+
+/// Append `bos`/`eos` around each sequence when special tokens are added (a
+/// `TemplateProcessing` after the tokenizer's own post-processor).
+fn add_special_post_processor(
+    doc: &mut Value,
+    tokens: &[String],
+    bos: Option<u32>,
+    eos: Option<u32>,
+) {
+    if bos.is_none() && eos.is_none() {
+        return;
+    }
+    let mut special = serde_json::Map::new();
+    let mut piece = |id: u32| {
+        let text = tokens.get(id as usize).cloned().unwrap_or_default();
+        special.insert(
+            text.clone(),
+            serde_json::json!({"id": text, "ids": [id], "tokens": [text]}),
+        );
+        serde_json::json!({"SpecialToken": {"id": text, "type_id": 0}})
+    };
+    let (b, e) = (bos.map(&mut piece), eos.map(&mut piece));
+    let seq = |name: &str| serde_json::json!({"Sequence": {"id": name, "type_id": 0}});
+    let mut single: Vec<Value> = b.iter().cloned().collect();
+    single.push(seq("A"));
+    single.extend(e.iter().cloned());
+    let mut pair = single.clone();
+    pair.extend(b.iter().cloned());
+    pair.push(seq("B"));
+    pair.extend(e.iter().cloned());
+    let template = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": single,
+        "pair": pair,
+        "special_tokens": special,
+    });
+    doc["post_processor"] = match doc["post_processor"].take() {
+        Value::Null => template,
+        own => serde_json::json!({"type": "Sequence", "processors": [own, template]}),
+    };
 }
 
 #[cfg(test)]
