@@ -41,8 +41,15 @@ pub fn plan(modelfile: &Modelfile, dir: &Path) -> Result<Plan, String> {
         p.files.extend(file_digests(&path)?);
         model_paths.push(path);
     }
+    let mut draft_name = None;
     for draft in &r.drafts {
         let path = expand_path(draft, dir)?;
+        if !path.exists() {
+            // ollmlx: `DRAFT <model name>` (no such file) names an installed model, stored as
+            // the `draft` parameter and resolved when generating.
+            draft_name = Some(draft.clone());
+            continue;
+        }
         let digests = file_digests(&path)?;
         reject_same_path(&path, &model_paths)?;
         p.draft_files.extend(digests);
@@ -70,6 +77,9 @@ pub fn plan(modelfile: &Modelfile, dir: &Path) -> Result<Plan, String> {
         })
         .collect();
     p.req.parameters = r.parameters;
+    if let Some(name) = draft_name {
+        p.req.parameters.insert("draft".into(), Value::String(name));
+    }
     p.warnings = r
         .deprecated
         .iter()

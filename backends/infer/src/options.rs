@@ -35,7 +35,8 @@ macro_rules! for_each_option {
             main_gpu: Int,
             use_mmap: Bool,
             num_thread: Int,
-            draft_num_predict: Int
+            draft_num_predict: Int,
+            draft: Text
         }
     };
 }
@@ -51,6 +52,8 @@ pub enum OptionKind {
     Bool,
     /// `[]string`.
     StringList,
+    /// `string` (ollmlx's `draft`; upstream has no string option).
+    Text,
 }
 
 macro_rules! option_table {
@@ -110,6 +113,9 @@ pub struct Options {
     pub num_thread: Option<i64>,
     /// Tokens the draft model proposes per step (speculative decoding).
     pub draft_num_predict: Option<i64>,
+    /// Draft model for speculative decoding, by name (an ollmlx extension: Modelfile `DRAFT
+    /// <name>` / `PARAMETER draft <name>`, or per request; upstream ignores unknown options).
+    pub draft: Option<String>,
 }
 
 /// An option had the wrong type: a JSON value in `options` (upstream answers these with HTTP
@@ -222,6 +228,14 @@ impl FromJson for bool {
     }
 }
 
+impl FromJson for String {
+    fn from_json(k: &str, v: &Value) -> Result<Self, OptionError> {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| type_err(k, "string"))
+    }
+}
+
 impl FromJson for Vec<String> {
     fn from_json(k: &str, v: &Value) -> Result<Self, OptionError> {
         let arr = v.as_array().ok_or_else(|| type_err(k, "array"))?;
@@ -256,6 +270,7 @@ pub fn format_param(key: &str, vals: &[String]) -> Result<Value, OptionError> {
         OptionKind::StringList => Ok(Value::Array(
             vals.iter().map(|v| Value::String(v.clone())).collect(),
         )),
+        OptionKind::Text => Ok(Value::String(first.to_string())),
     }
 }
 
@@ -397,6 +412,32 @@ mod tests {
     }
 
     #[test]
+    fn draft_is_a_string_option_naming_the_draft_model() {
+        let o = Options::from_map(&map(json!({"draft": "smollm2-draft:latest"}))).unwrap();
+        assert_eq!(o.draft.as_deref(), Some("smollm2-draft:latest"));
+        assert_eq!(
+            Options::from_map(&map(json!({"draft": 3}))).unwrap_err().0,
+            "option \"draft\" must be of type string"
+        );
+        assert_eq!(
+            format_param("draft", &s(&["my-draft"])).unwrap(),
+            json!("my-draft")
+        );
+        let model = Options {
+            draft: Some("from-modelfile".into()),
+            ..Default::default()
+        };
+        let req = Options {
+            draft: Some("from-request".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            req.merged_over(&model).draft.as_deref(),
+            Some("from-request")
+        );
+    }
+
+    #[test]
     fn every_listed_option_round_trips_through_options() {
         let mut m = Map::new();
         for (name, kind) in OPTIONS {
@@ -404,7 +445,7 @@ mod tests {
                 OptionKind::Int => "3",
                 OptionKind::Float => "0.5",
                 OptionKind::Bool => "true",
-                OptionKind::StringList => "x",
+                OptionKind::StringList | OptionKind::Text => "x",
             };
             m.insert(name.to_string(), format_param(name, &s(&[text])).unwrap());
         }

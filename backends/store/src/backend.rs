@@ -44,8 +44,12 @@ pub struct ResolvedModel {
     pub projector_paths: Vec<PathBuf>,
     /// LoRA adapters.
     pub adapter_paths: Vec<PathBuf>,
-    /// Draft model.
+    /// Draft model (an upstream `DRAFT <file>` layer).
     pub draft_path: Option<PathBuf>,
+    /// Draft model named by `options.draft` (request) or the Modelfile's `DRAFT <name>` (params
+    /// layer `draft`), resolved by [`StoreBackend`] before generation; takes precedence over
+    /// `draft_path`.
+    pub draft: Option<Box<ResolvedModel>>,
     /// MLX models: safetensors blobs as `(file name in the model dir, blob path)`.
     pub tensor_files: Vec<(String, PathBuf)>,
     /// MLX models: config files (`config.json`, `tokenizer.json`, `tokenizer_config.json`, ...)
@@ -95,6 +99,7 @@ impl ResolvedModel {
             projector_paths: rec.projector_paths.clone(),
             adapter_paths: rec.adapter_paths.clone(),
             draft_path: rec.draft_path.clone(),
+            draft: None,
             tensor_files: rec.tensor_files.clone(),
             config_files: rec.json_files.clone(),
             template: rec.template.clone(),
@@ -237,7 +242,19 @@ impl Backend for StoreBackend {
     fn generate(&self, req: Request) -> BackendFuture<EventStream> {
         let this = self.clone();
         Box::pin(async move {
-            let model = this.resolve_for_inference(&req.model).await?;
+            let mut model = this.resolve_for_inference(&req.model).await?;
+            // Speculative decoding: the request's `options.draft` overrides the Modelfile's
+            // `DRAFT <name>`; an unknown name is the same 404 as an unknown model.
+            let draft = req
+                .options
+                .draft
+                .as_ref()
+                .or(model.options.draft.as_ref())
+                .filter(|d| !d.is_empty())
+                .cloned();
+            if let Some(name) = draft {
+                model.draft = Some(Box::new(this.resolve_for_inference(&name).await?));
+            }
             match &this.runner {
                 Some(r) => r.generate(model, req).await,
                 None => Err(this.no_runner(&req.model)),

@@ -328,7 +328,9 @@ pub struct ModelfileRequest {
     pub from: Vec<String>,
     /// ADAPTER paths.
     pub adapters: Vec<String>,
-    /// DRAFT paths.
+    /// DRAFT arguments: a local file or directory (uploaded as the draft layer, as upstream)
+    /// or, when no such path exists, an installed model's name (ollmlx: the create request gets
+    /// the `draft` parameter, resolved when generating).
     pub drafts: Vec<String>,
     /// TEMPLATE (last wins).
     pub template: Option<String>,

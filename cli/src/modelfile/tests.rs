@@ -100,3 +100,20 @@ fn mlx_lm_adapter_directory_uploads_tensors_and_config() {
     let names: Vec<String> = named(&p.adapters).keys().cloned().collect();
     assert_eq!(names, vec!["adapter_config.json", "adapters.safetensors"]);
 }
+
+#[test]
+fn draft_naming_a_model_becomes_the_draft_parameter_and_a_local_draft_is_uploaded() {
+    let cmds = parse(b"FROM llama3.2\nDRAFT smollm2-draft:latest\n").unwrap();
+    let p = plan(&cmds, Path::new("/nonexistent-dir")).unwrap();
+    assert!(p.draft_files.is_empty());
+    assert_eq!(
+        p.req.parameters.get("draft"),
+        Some(&Value::String("smollm2-draft:latest".into()))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("draft.gguf"), b"GGUF").unwrap();
+    let cmds = parse(b"FROM llama3.2\nDRAFT ./draft.gguf\n").unwrap();
+    let p = plan(&cmds, dir.path()).unwrap();
+    assert_eq!(p.draft_files.len(), 1);
+    assert!(!p.req.parameters.contains_key("draft"));
+}

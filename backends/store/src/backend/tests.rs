@@ -326,3 +326,77 @@ async fn runner_receives_resolved_model() {
             .digest
     );
 }
+
+#[tokio::test]
+async fn draft_from_the_modelfile_or_the_request_reaches_the_runner_and_unknown_is_404() {
+    let f = Fixture::new();
+    f.create_tiny("drafty", json!({"parameters": {"draft": "helper"}}))
+        .await;
+    f.create_tiny("helper", json!({})).await;
+    f.create_tiny("other", json!({})).await;
+    let rec = Arc::new(Recorder::default());
+    let b = StoreBackend::new(f.store.clone()).with_runner(rec.clone());
+    let generate = |draft: Option<&str>| {
+        let b = b.clone();
+        let options = ollmlx_infer::Options {
+            draft: draft.map(str::to_string),
+            ..Default::default()
+        };
+        async move {
+            b.generate(Request {
+                model: "drafty".into(),
+                options,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+        }
+    };
+    // The Modelfile's DRAFT (params layer `draft`).
+    generate(None).await.unwrap();
+    let m = rec.0.lock().unwrap().pop().unwrap();
+    let d = m.draft.expect("draft resolved");
+    assert_eq!(d.display_name, "helper:latest");
+    assert!(d.model_path.as_ref().unwrap().is_file());
+    assert_eq!(m.options.draft.as_deref(), Some("helper"));
+    // The request's options.draft wins.
+    generate(Some("other")).await.unwrap();
+    let m = rec.0.lock().unwrap().pop().unwrap();
+    assert_eq!(m.draft.unwrap().display_name, "other:latest");
+    // An unknown draft is upstream's model-not-found 404, before the runner is asked.
+    let e = generate(Some("ghost")).await.unwrap_err();
+    assert_eq!(
+        e,
+        BackendError::ModelNotFound {
+            model: "ghost".into()
+        }
+    );
+    assert_eq!(e.status(), 404);
+    assert!(rec.0.lock().unwrap().is_empty());
+    // No draft anywhere: none resolved.
+    let plain = StoreBackend::new(f.store.clone()).with_runner(rec.clone());
+    plain
+        .generate(Request {
+            model: "helper".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .unwrap();
+    assert!(rec.0.lock().unwrap().pop().unwrap().draft.is_none());
+}
+
+#[tokio::test]
+async fn show_prints_a_named_draft_as_a_draft_command_that_parses_back() {
+    let f = Fixture::new();
+    f.create_tiny("drafty", json!({"parameters": {"draft": "helper:latest"}}))
+        .await;
+    let r = f.backend.show(show_req("drafty")).await.unwrap();
+    assert!(
+        r.modelfile.contains("\nDRAFT helper:latest\n"),
+        "{}",
+        r.modelfile
+    );
+    let parsed = crate::modelfile::parse(r.modelfile.as_bytes()).unwrap();
+    assert_eq!(parsed.to_request().unwrap().drafts, ["helper:latest"]);
+}
