@@ -3,9 +3,12 @@
 backends/mlx/engine/tests/embed_families.rs.
 
 Three tiny random-weight embedding models, each as a Hugging Face / sentence-transformers
-directory (config.json, model.safetensors in float32, tokenizer.json, modules.json,
-1_Pooling/config.json) and as a llama.cpp-style GGUF file (float32 tensors, llama.cpp tensor
-names and `<arch>.*` keys, `<arch>.pooling_type`):
+directory (config.json, model.safetensors in float32, tokenizer.json, tokenizer_config.json,
+modules.json, 1_Pooling/config.json) and as a llama.cpp-style GGUF file (float32 tensors,
+llama.cpp tensor names and `<arch>.*` keys, `<arch>.pooling_type`) carrying the directory's own
+vocabulary the way the converters write it (`tokenizer.ggml.*`: token list and types from
+tokenizer.json, special ids and add_*_token flags from gguf's SpecialVocab, the class llama.cpp's
+convert_hf_to_gguf.py uses):
 
 - embed-bert-cls:  BertModel, [CLS] pooling + Normalize (mxbai-embed-large style);
                    GGUF arch `bert`, pooling_type 2, in float32 and in Q8_0 (every 2-D tensor
@@ -16,7 +19,14 @@ names and `<arch>.*` keys, `<arch>.pooling_type`):
                    pooling_type 1.
 - embed-qwen3:     Qwen3 decoder saved the way Qwen3-Embedding is (bare `Qwen3Model` tensor names:
                    `embed_tokens.weight`, `layers.N...`, `norm.weight`), last-token pooling +
-                   Normalize, tokenizer appends `<|endoftext|>`; GGUF arch `qwen3`, pooling_type 3.
+                   Normalize; byte-level BPE tokenizer (Qwen2 split, 256 byte symbols + 112
+                   learned merges + `<|endoftext|>` = id 368) whose post-processor appends
+                   `<|endoftext|>`; GGUF arch `qwen3`, pooling_type 3, tokenizer `gpt2`/`qwen2`
+                   with merges, eos = bos = pad = 368, add_eos_token true, add_bos_token false.
+
+BERT and nomic-bert share an uncased WordPiece vocabulary (92 ids, id 9 unused); their GGUFs
+store it in llama.cpp's phantom-space form (`▁word`, `##` stripped, `[XXX]` kept, id 9 as
+`[PAD9]` UNUSED) with bos = [CLS], eos = seperator = [SEP], unknown, padding, mask ids.
 
 References (reference.json in each directory):
 - BERT and nomic-bert: an independent numpy forward written here from the Hugging Face /
@@ -43,7 +53,17 @@ from pathlib import Path
 import gguf
 import numpy as np
 from safetensors.numpy import save_file
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from gguf.vocab import SpecialVocab, bytes_to_unicode
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "backends/mlx/models/tests/fixtures"
@@ -68,35 +88,99 @@ PUNCT = [".", ",", "!", "?"]
 # ---------------------------------------------------------------- tokenizers
 
 
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
 def wordpiece_tokenizer(path):
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + PUNCT + WORDS
+    """An uncased BERT WordPiece tokenizer as `bert-base-uncased` ships it: the five specials
+    registered as special added tokens, `tokenizer_config.json` naming them."""
+    vocab = BERT_SPECIALS + PUNCT + WORDS
     vocab += [chr(c) for c in range(ord("a"), ord("z") + 1)]
     vocab += ["##" + chr(c) for c in range(ord("a"), ord("z") + 1)]
     ids = {t: i for i, t in enumerate(vocab)}
     tok = Tokenizer(models.WordPiece(ids, unk_token="[UNK]"))
+    tok.add_special_tokens(BERT_SPECIALS)
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
     tok.decoder = decoders.WordPiece()
     tok.save(str(path / "tokenizer.json"))
+    config = {
+        "do_lower_case": True,
+        "model_max_length": 64,
+        "tokenizer_class": "BertTokenizer",
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+    (path / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
     return tok, len(vocab)
 
 
-def wordlevel_tokenizer(path, vocab_size):
-    vocab = ["<unk>", "<|endoftext|>"] + PUNCT + WORDS
-    vocab += [f"w{i}" for i in range(vocab_size - len(vocab))]
-    ids = {t: i for i, t in enumerate(vocab)}
-    tok = Tokenizer(models.WordLevel(ids, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+# Qwen2 / Qwen3's pre-tokenizer split (tokenizers' `Split` regex; Ollama's converter recognises
+# its sha256 as `qwen2`).
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+EOT = "<|endoftext|>"
+
+
+def qwen2_pre_tokenizer():
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
+
+
+def byte_level_bpe_tokenizer(path):
+    """A byte-level BPE laid out like Qwen3-Embedding's tokenizer.json: NFC, the Qwen2 split +
+    ByteLevel pre-tokenizer, a vocabulary of the 256 byte symbols (GPT-2 order) followed by the
+    merge results in rank order, `<|endoftext|>` as the last id (special added token) and a
+    TemplateProcessing post-processor that appends it. Merges are learned by `tokenizers`'
+    BpeTrainer from TEXTS and WORDS (deterministic), so every fixture word is one token."""
+    probe = Tokenizer(models.BPE())
+    probe.pre_tokenizer = qwen2_pre_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        min_frequency=1,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    probe.train_from_iterator(TEXTS + [" ".join(WORDS)] + WORDS, trainer)
+    merges = [tuple(m) for m in json.loads(probe.to_str())["model"]["merges"]]
+    vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    eot = len(vocab)
+    tok = Tokenizer(models.BPE(vocab, merges))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = qwen2_pre_tokenizer()
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([EOT])
+    assert tok.token_to_id(EOT) == eot
     tok.post_processor = processors.TemplateProcessing(
-        single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", 1)]
+        single=f"$A:0 {EOT}:0",
+        pair=f"$A:0 {EOT}:0 $B:1 {EOT}:1",
+        special_tokens=[(EOT, eot)],
     )
     tok.save(str(path / "tokenizer.json"))
-    (path / "tokenizer_config.json").write_text(
-        json.dumps({"eos_token": "<|endoftext|>", "add_bos_token": False}, indent=1)
-    )
-    return tok
+    config = {
+        "add_bos_token": False,
+        "add_prefix_space": False,
+        "bos_token": None,
+        "eos_token": EOT,
+        "pad_token": EOT,
+        "unk_token": None,
+        "model_max_length": 64,
+        "tokenizer_class": "Qwen2Tokenizer",
+    }
+    (path / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    return tok, eot
 
 
 def sentence_transformers_files(path, mode, normalize):
@@ -380,7 +464,6 @@ QWEN3 = {
     "num_key_value_heads": 2,
     "head_dim": 8,
     "rms_norm_eps": 1e-6,
-    "vocab_size": 96,
     "max_position_embeddings": 64,
     "rope_theta": 1000000.0,
     "tie_word_embeddings": True,
@@ -402,6 +485,12 @@ QWEN_TO_GGUF = {
 }
 
 
+# The Qwen3 fixture first had a 96-token word-level vocabulary; its embedding rows 0..95 and
+# every other tensor are still drawn from seed 3003 in the same order, the rows the byte-level
+# vocabulary added come from seed 3004.
+QWEN3_FIRST_ROWS = 96
+
+
 def qwen3_model(rng, cfg):
     import mlx.core as mx
     from mlx.utils import tree_flatten, tree_unflatten
@@ -414,7 +503,9 @@ def qwen3_model(rng, cfg):
         if name.endswith("norm.weight"):
             v = 1.0 + normal(rng, shape, 0.1)
         elif name.endswith("embed_tokens.weight"):
-            v = normal(rng, shape, 1.0)
+            first = normal(rng, (QWEN3_FIRST_ROWS, shape[1]), 1.0)
+            rest = normal(np.random.default_rng(3004), (shape[0] - QWEN3_FIRST_ROWS, shape[1]), 1.0)
+            v = np.concatenate([first, rest])
         else:
             gain = 2.0 if ("q_proj" in name or "k_proj" in name) else 1.0
             v = normal(rng, shape, gain / math.sqrt(shape[-1]))
@@ -458,7 +549,65 @@ def q8_0_roundtrip(params):
     return quantized, seen
 
 
-def write_gguf(path, arch, params, names, meta, vocab_size, tokenizer_model, quantized=None):
+def gguf_token_list(tok_dir):
+    """The token list and types the converters read from a tokenizer.json (llama.cpp's
+    `get_vocab_base`, Ollama's `parseVocabularyFromTokenizer`): ids in order, special added
+    tokens CONTROL, other added tokens USER_DEFINED, the rest NORMAL, gaps `[PAD<id>]` UNUSED."""
+    doc = json.loads((tok_dir / "tokenizer.json").read_text())
+    by_id = {i: (t, gguf.TokenType.NORMAL) for t, i in doc["model"]["vocab"].items()}
+    for a in doc["added_tokens"]:
+        kind = gguf.TokenType.CONTROL if a["special"] else gguf.TokenType.USER_DEFINED
+        by_id[a["id"]] = (a["content"], kind)
+    n = max(by_id) + 1
+    entries = [by_id.get(i, (f"[PAD{i}]", gguf.TokenType.UNUSED)) for i in range(n)]
+    return [t for t, _ in entries], [int(k) for _, k in entries]
+
+
+def phantom_space(token):
+    """BERT WordPiece → the GGUF `bert` form (llama.cpp BertModel.set_vocab, Ollama
+    convert_bert.go): `[XXX]` specials kept, `##` continuations stripped, word starts `▁`."""
+    if token.startswith("[") and token.endswith("]"):
+        return token
+    if token.startswith("##"):
+        return token[2:]
+    return "\u2581" + token
+
+
+def bert_vocab(tok_dir):
+    """`tokenizer.ggml.*` of a BERT WordPiece model: model `bert`, phantom-space tokens, token
+    types, two token types, and the special ids gguf's SpecialVocab (what llama.cpp's converter
+    runs) takes from tokenizer_config.json: bos = [CLS], eos = sep = [SEP], unk, pad, mask."""
+
+    def write(w):
+        tokens, types = gguf_token_list(tok_dir)
+        w.add_tokenizer_model("bert")
+        w.add_tokenizer_pre("default")
+        w.add_token_list([phantom_space(t) for t in tokens])
+        w.add_token_types(types)
+        w.add_token_type_count(2)
+        SpecialVocab(tok_dir, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
+
+    return write
+
+
+def gpt2_vocab(tok_dir, pre):
+    """`tokenizer.ggml.*` of a byte-level BPE model: model `gpt2`, `pre`, tokens as stored, token
+    types, merges, and SpecialVocab's special ids and add_*_token flags (for Qwen3-Embedding:
+    eos = `<|endoftext|>`, add_eos_token true from the TemplateProcessing, add_bos_token false,
+    bos from config.json)."""
+
+    def write(w):
+        tokens, types = gguf_token_list(tok_dir)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        SpecialVocab(tok_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
+
+    return write
+
+
+def write_gguf(path, arch, params, names, meta, vocab, quantized=None):
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name(f"ollmlx embed fixture {arch}")
     w.add_context_length(meta["context"])
@@ -480,8 +629,7 @@ def write_gguf(path, arch, params, names, meta, vocab_size, tokenizer_model, qua
     if "causal" in meta:
         w.add_causal_attention(meta["causal"])
     w.add_pooling_type(gguf.PoolingType(meta["pooling"]))
-    w.add_tokenizer_model(tokenizer_model)
-    w.add_token_list([f"tok{i}" for i in range(vocab_size)])
+    vocab(w)
     for hf in sorted(params):
         if quantized and hf in quantized:
             w.add_tensor(names(hf), quantized[hf], raw_dtype=gguf.GGMLQuantizationType.Q8_0)
@@ -567,9 +715,10 @@ def make_bert():
         "pooling": gguf.PoolingType.CLS,
     }
     names = lambda hf: gguf_layer_name(hf, BERT_TO_GGUF, "encoder.layer")
-    write_gguf(GGUF_DIR / "bert-cls.gguf", "bert", f32(p), names, bert_meta, vocab, "bert")
+    gguf_vocab = bert_vocab(path)
+    write_gguf(GGUF_DIR / "bert-cls.gguf", "bert", f32(p), names, bert_meta, gguf_vocab)
     write_gguf(
-        GGUF_DIR / "bert-cls-q8_0.gguf", "bert", f32(p), names, bert_meta, vocab, "bert", quantized
+        GGUF_DIR / "bert-cls-q8_0.gguf", "bert", f32(p), names, bert_meta, gguf_vocab, quantized
     )
 
 
@@ -602,8 +751,7 @@ def make_nomic():
             "causal": False,
             "pooling": gguf.PoolingType.MEAN,
         },
-        vocab,
-        "bert",
+        bert_vocab(path),
     )
 
 
@@ -611,8 +759,8 @@ def make_qwen3():
     from mlx.utils import tree_flatten
 
     path = fresh("embed-qwen3")
-    cfg = dict(QWEN3)
-    tok = wordlevel_tokenizer(path, cfg["vocab_size"])
+    tok, eot = byte_level_bpe_tokenizer(path)
+    cfg = dict(QWEN3, vocab_size=tok.get_vocab_size(), bos_token_id=eot, eos_token_id=eot)
     model = qwen3_model(np.random.default_rng(3003), cfg)
     params = {
         k: np.array(v) for k, v in tree_flatten(model.parameters()) if k.startswith("model.")
@@ -651,8 +799,7 @@ def make_qwen3():
             "rope_base": cfg["rope_theta"],
             "pooling": gguf.PoolingType.LAST,
         },
-        cfg["vocab_size"],
-        "gpt2",
+        gpt2_vocab(path, "qwen2"),
     )
 
 
