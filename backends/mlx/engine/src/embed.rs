@@ -118,24 +118,41 @@ pub(crate) fn run(m: &Resident, job: &EmbedJob) -> Result<(Vec<Vec<f32>>, u64), 
 /// pieces carry a `▁` (U+2581) prefix, continuation pieces none, `[XXX]` specials as they are.
 /// Rebuilt as BERT's own pipeline: `##` continuations, BERT normalizer (lower-casing, as
 /// llama.cpp's WPM tokenizer does), BERT pre-tokenizer, `[CLS] … [SEP]` post-processor.
+/// `types` (`tokenizer.ggml.token_type`) decide which `[XXX]` tokens text can produce: control
+/// (3) ones become special added tokens (`[CLS]`, `[MASK]`... typed in the text match, as with
+/// the original tokenizer.json), user-defined (4) ones plain added tokens, the others stay
+/// unreachable vocabulary entries (`[unused0]`, a converter's `[PAD<id>]` filler); without
+/// types every `[XXX]` token is taken as special.
 /// `cls`/`sep`/`unk`: ids from the GGUF (`bos_token_id`/`cls_token_id`,
 /// `seperator_token_id`/`eos_token_id`, `unknown_token_id`); absent ones are looked up by name.
 pub fn wordpiece_tokenizer_json(
     tokens: &[String],
+    types: &[i64],
     cls: Option<u32>,
     sep: Option<u32>,
     unk: Option<u32>,
 ) -> serde_json::Value {
     use serde_json::{json, Map, Value};
-    let is_special = |t: &str| t.len() > 2 && t.starts_with('[') && t.ends_with(']');
+    const CONTROL: i64 = 3;
+    const USER_DEFINED: i64 = 4;
+    let bracketed = |t: &str| t.len() > 2 && t.starts_with('[') && t.ends_with(']');
     let mut vocab = Map::new();
     let mut added = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
-        let piece = if is_special(t) {
+        let kind = types.get(i).copied();
+        let added_as = match kind {
+            Some(CONTROL) => Some(true),
+            Some(USER_DEFINED) => Some(false),
+            None if types.is_empty() && bracketed(t) => Some(true),
+            _ => None,
+        };
+        let piece = if let Some(special) = added_as {
             added.push(
                 json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                "rstrip": false, "normalized": false, "special": true}),
+                "rstrip": false, "normalized": false, "special": special}),
             );
+            t.clone()
+        } else if bracketed(t) {
             t.clone()
         } else if let Some(word) = t.strip_prefix('\u{2581}') {
             word.to_string()
@@ -241,7 +258,7 @@ mod tests {
                 format!("\u{2581}{t}")
             };
         }
-        let doc = wordpiece_tokenizer_json(&tokens, None, None, None);
+        let doc = wordpiece_tokenizer_json(&tokens, &[], None, None, None);
         let rebuilt = tokenizers::Tokenizer::from_str(&doc.to_string()).unwrap();
         let text = std::fs::read_to_string(fixture.join("reference.json")).unwrap();
         let reference: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -71,7 +71,7 @@ impl Tokenizer {
                 None => id("tokenizer.ggml.eos_token_id")?,
             };
             let unk = id("tokenizer.ggml.unknown_token_id")?;
-            crate::embed::wordpiece_tokenizer_json(&tokens, cls, sep, unk)
+            crate::embed::wordpiece_tokenizer_json(&tokens, &types, cls, sep, unk)
         } else if model == "llama" {
             let scores = meta.ints("tokenizer.ggml.scores")?.unwrap_or_default();
             let add_space_prefix = meta

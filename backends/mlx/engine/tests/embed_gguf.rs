@@ -1,0 +1,253 @@
+//! GGUF embedding models from text: the `embed-gguf/*.gguf` fixtures of
+//! `scripts/parity/make_embed_fixtures.py` carry their Hugging Face directory's vocabulary the
+//! way llama.cpp's / Ollama's converters write it (BERT and nomic-bert: `bert` WordPiece in the
+//! phantom-space form with cls/sep/unk ids; Qwen3-Embedding: `gpt2` byte-level BPE with merges,
+//! `pre = qwen2`, `add_eos_token = true`). Through the `Engine` (tokenizer rebuilt by
+//! `Tokenizer::from_gguf` → context fit → encoder → pooling) each GGUF must embed a text with
+//! the same tokens and vector as its directory (tokenizer.json) and as the reference. A GGUF
+//! has no sentence-transformers Normalize module: its vectors are the raw pooled states (the
+//! server L2-normalizes `/api/embed`), so directory vectors are compared after normalizing.
+
+use std::path::PathBuf;
+
+use mlx_rs::io::GgufFile;
+use ollmlx_engine::embed::{EmbedJob, EmbedOutput, INPUT_TOO_LONG};
+use ollmlx_engine::tokenizer::Tokenizer;
+use ollmlx_engine::{Engine, EngineConfig, EngineError, ModelRef};
+use serde_json::Value;
+
+/// (GGUF file, its Hugging Face directory)
+const PAIRS: [(&str, &str); 4] = [
+    ("embed-gguf/bert-cls.gguf", "embed-bert-cls"),
+    ("embed-gguf/bert-cls-q8_0.gguf", "embed-bert-cls"),
+    ("embed-gguf/nomic-bert.gguf", "embed-nomic"),
+    ("embed-gguf/qwen3-embed.gguf", "embed-qwen3"),
+];
+
+/// Texts beyond the references: case, accents, unknown words and characters, digits,
+/// punctuation runs, odd whitespace, CJK, special-token markers typed as text (`[PAD9]` names
+/// the BERT vocabulary's unused id 9: an UNUSED GGUF token, never produced from text).
+const EXTRA: [&str; 10] = [
+    "Hello, WORLD! The CAT Sat On The Mat.",
+    "Ünïcödé café naïve résumé — déjà vu",
+    "unknownword 42 cats... why?!",
+    "  leading and   multiple   spaces  ",
+    "tab\tand\nnew\r\nlines",
+    "中文 text ☃ 🙂",
+    "what's the sky's colour? it's blue.",
+    "[CLS] hello [SEP] world [UNK]",
+    "<|endoftext|> hello",
+    "[PAD9] [pad] hello [MASK]",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/fixtures")
+        .join(name)
+}
+
+fn reference(dir: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(dir).join("reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / n).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+fn embed(
+    engine: &Engine,
+    path: &str,
+    text: &str,
+    truncate: bool,
+    num_ctx: Option<usize>,
+) -> Result<EmbedOutput, EngineError> {
+    let job = EmbedJob {
+        model: ModelRef {
+            name: path.into(),
+            path: fixture(path),
+        },
+        inputs: vec![text.to_string()],
+        truncate,
+        num_ctx,
+        keep_alive: None,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine.embed(job, tx).unwrap();
+    rx.blocking_recv().unwrap()
+}
+
+fn gguf_tokenizer(path: &str) -> Tokenizer {
+    let file = GgufFile::load(fixture(path)).unwrap();
+    Tokenizer::from_gguf(&ollmlx_models::GgufMeta::new(&file)).unwrap()
+}
+
+fn dir_tokenizer(dir: &str) -> Tokenizer {
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(dir).join("config.json")).unwrap())
+            .unwrap();
+    Tokenizer::from_dir(&fixture(dir), Some(&config)).unwrap()
+}
+
+/// Ids with special tokens added (the embedding path).
+fn embed_ids(t: &Tokenizer, text: &str) -> Vec<u32> {
+    t.embedding_tokenizer()
+        .encode(text, true)
+        .unwrap()
+        .get_ids()
+        .to_vec()
+}
+
+#[test]
+fn gguf_vocabularies_tokenize_text_like_their_tokenizer_json() {
+    for (gguf, dir) in PAIRS {
+        let (g, d) = (gguf_tokenizer(gguf), dir_tokenizer(dir));
+        let r = reference(dir);
+        for e in r["inputs"].as_array().unwrap() {
+            let text = e["text"].as_str().unwrap();
+            assert_eq!(embed_ids(&g, text), ids(&e["ids"]), "{gguf} {text:?}");
+        }
+        for text in EXTRA {
+            assert_eq!(embed_ids(&g, text), embed_ids(&d, text), "{gguf} {text:?}");
+            // Generation tokenization (no special tokens added) agrees too.
+            assert_eq!(
+                g.encode(text).unwrap(),
+                d.encode(text).unwrap(),
+                "{gguf} {text:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_gguf_embeds_text_with_its_directorys_tokens_and_vectors() {
+    let engine = Engine::start(EngineConfig::default()).unwrap();
+    for (gguf, dir) in PAIRS {
+        let r = reference(dir);
+        // Q8_0 weights are compared with their own dequantized reference.
+        let q8: Option<Vec<Vec<f32>>> = gguf.contains("q8_0").then(|| {
+            r["gguf_q8_0"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(floats)
+                .collect()
+        });
+        for (i, e) in r["inputs"].as_array().unwrap().iter().enumerate() {
+            let text = e["text"].as_str().unwrap();
+            let out = embed(&engine, gguf, text, true, None).unwrap();
+            assert_eq!(
+                out.prompt_eval_count as usize,
+                e["ids"].as_array().unwrap().len(),
+                "{gguf} {text:?}: token count"
+            );
+            let want = q8
+                .as_ref()
+                .map_or_else(|| floats(&e["pooled"]), |q| q[i].clone());
+            let d = max_diff(&out.embeddings[0], &want);
+            eprintln!("{gguf} {text:?}: max |diff| to the reference {d:.2e}");
+            assert!(d <= 1e-4, "{gguf} {text:?}: max |diff| {d}");
+        }
+        if q8.is_some() {
+            continue;
+        }
+        for text in EXTRA {
+            let a = embed(&engine, gguf, text, true, None).unwrap();
+            let b = embed(&engine, dir, text, true, None).unwrap();
+            assert_eq!(a.prompt_eval_count, b.prompt_eval_count, "{gguf} {text:?}");
+            let d = max_diff(&normalized(&a.embeddings[0]), &normalized(&b.embeddings[0]));
+            eprintln!("{gguf} {text:?}: max |diff| to the directory (normalized) {d:.2e}");
+            assert!(d <= 1e-4, "{gguf} {text:?}: max |diff| {d}");
+        }
+    }
+}
+
+#[test]
+fn gguf_inputs_over_num_ctx_are_cut_keeping_the_final_special_token_or_refused() {
+    let engine = Engine::start(EngineConfig::default()).unwrap();
+    for (gguf, dir) in PAIRS {
+        if gguf.contains("q8_0") {
+            continue;
+        }
+        let r = reference(dir);
+        let t = &r["truncated"];
+        let ctx = t["ctx"].as_u64().unwrap() as usize;
+        let text = t["text"].as_str().unwrap();
+        let out = embed(&engine, gguf, text, true, Some(ctx)).unwrap();
+        assert_eq!(out.prompt_eval_count as usize, ctx, "{gguf}");
+        let d = max_diff(&out.embeddings[0], &floats(&t["pooled"]));
+        assert!(d <= 1e-4, "{gguf}: truncated max |diff| {d}");
+        let e = embed(&engine, gguf, text, false, Some(ctx)).unwrap_err();
+        assert_eq!(
+            e,
+            EngineError::InvalidRequest(INPUT_TOO_LONG.into()),
+            "{gguf}"
+        );
+    }
+}
+
+#[test]
+fn qwen3_embedding_gguf_appends_its_eos_for_last_token_pooling_but_not_when_generating() {
+    let g = gguf_tokenizer("embed-gguf/qwen3-embed.gguf");
+    let d = dir_tokenizer("embed-qwen3");
+    let eos = d
+        .embedding_tokenizer()
+        .token_to_id("<|endoftext|>")
+        .unwrap();
+    assert!(g.eos_ids.contains(&eos));
+    for text in ["hello world", "the cat sat on the mat"] {
+        let with = embed_ids(&g, text);
+        assert_eq!(with.last(), Some(&eos), "{text:?}");
+        assert_eq!(with, embed_ids(&d, text), "{text:?}");
+        // Generation never appends the EOS (nor a BOS: add_bos_token is false).
+        let plain = g.encode(text).unwrap();
+        assert_eq!(&with[..with.len() - 1], plain.as_slice(), "{text:?}");
+    }
+}
+
+#[test]
+fn bert_gguf_wraps_text_in_its_cls_and_sep_ids_and_maps_unknown_words_to_unk() {
+    let g = gguf_tokenizer("embed-gguf/bert-cls.gguf");
+    let t = g.embedding_tokenizer();
+    let (cls, sep, unk) = (
+        t.token_to_id("[CLS]").unwrap(),
+        t.token_to_id("[SEP]").unwrap(),
+        t.token_to_id("[UNK]").unwrap(),
+    );
+    assert_eq!(
+        (cls, sep, unk),
+        (2, 3, 1),
+        "ids of the fixture's vocabulary"
+    );
+    let ids = embed_ids(&g, "HELLO 42 world");
+    assert_eq!(ids.first(), Some(&cls));
+    assert_eq!(ids.last(), Some(&sep));
+    // "hello" (lower-cased), "42" has no pieces → [UNK], "world".
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert_eq!(ids[2], unk);
+}
