@@ -13,7 +13,8 @@ convert_hf_to_gguf.py uses):
 - embed-bert-cls:  BertModel, [CLS] pooling + Normalize (mxbai-embed-large style);
                    GGUF arch `bert`, pooling_type 2, in float32 and in Q8_0 (every 2-D tensor
                    incl. the position / token-type tables; reference `gguf_q8_0` computed from
-                   the dequantized weights).
+                   the dequantized weights); the Q8_0 file writes the tokenizer keys the way
+                   Ollama's converter does (cls_token_id / seperator_token_id, no bos/eos).
 - embed-nomic:     NomicBertModel (rotary, fused Wqkv, SwiGLU, no biases), mean pooling, no
                    Normalize module (so raw magnitudes are checked too); GGUF arch `nomic-bert`,
                    pooling_type 1.
@@ -590,6 +591,40 @@ def bert_vocab(tok_dir):
     return write
 
 
+def bert_vocab_ollama(tok_dir):
+    """The same vocabulary with the key set of Ollama's converter (convert_bert.go +
+    ModelParameters.KV + parseTokenizer): scores (the ids), `token_type_count`, and special ids
+    only for the `<typ>_token` entries tokenizer_config.json names — `cls_token_id`,
+    `seperator_token_id`, `unknown_token_id`, `padding_token_id`, `mask_token_id`, no bos/eos —
+    plus `bert.normalize_embeddings`. (Ollama's converter would also drop the vocabulary's
+    unused id 9 and shift later ids; real BERT vocabularies have no gaps, so it stays filled.)"""
+
+    def write(w):
+        tokens, types = gguf_token_list(tok_dir)
+        w.add_tokenizer_model("bert")
+        w.add_tokenizer_pre("default")
+        w.add_token_list([phantom_space(t) for t in tokens])
+        w.add_token_scores([float(i) for i in range(len(tokens))])
+        w.add_token_types(types)
+        w.add_token_type_count(2)
+        config = json.loads((tok_dir / "tokenizer_config.json").read_text())
+        doc = json.loads((tok_dir / "tokenizer.json").read_text())
+        added = {a["content"]: a["id"] for a in doc["added_tokens"]}
+        keys = [
+            ("unk", "unknown"),
+            ("sep", "seperator"),
+            ("pad", "padding"),
+            ("cls", "cls"),
+            ("mask", "mask"),
+        ]
+        for typ, key in keys:
+            if config.get(f"{typ}_token") in added:
+                w.add_uint32(f"tokenizer.ggml.{key}_token_id", added[config[f"{typ}_token"]])
+        w.add_bool("bert.normalize_embeddings", True)
+
+    return write
+
+
 def gpt2_vocab(tok_dir, pre):
     """`tokenizer.ggml.*` of a byte-level BPE model: model `gpt2`, `pre`, tokens as stored, token
     types, merges, and SpecialVocab's special ids and add_*_token flags (for Qwen3-Embedding:
@@ -715,10 +750,16 @@ def make_bert():
         "pooling": gguf.PoolingType.CLS,
     }
     names = lambda hf: gguf_layer_name(hf, BERT_TO_GGUF, "encoder.layer")
-    gguf_vocab = bert_vocab(path)
-    write_gguf(GGUF_DIR / "bert-cls.gguf", "bert", f32(p), names, bert_meta, gguf_vocab)
+    write_gguf(GGUF_DIR / "bert-cls.gguf", "bert", f32(p), names, bert_meta, bert_vocab(path))
+    # The Q8_0 file carries the vocabulary with Ollama's key set instead of llama.cpp's.
     write_gguf(
-        GGUF_DIR / "bert-cls-q8_0.gguf", "bert", f32(p), names, bert_meta, gguf_vocab, quantized
+        GGUF_DIR / "bert-cls-q8_0.gguf",
+        "bert",
+        f32(p),
+        names,
+        bert_meta,
+        bert_vocab_ollama(path),
+        quantized,
     )
 
 

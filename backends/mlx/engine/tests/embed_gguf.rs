@@ -231,23 +231,25 @@ fn qwen3_embedding_gguf_appends_its_eos_for_last_token_pooling_but_not_when_gene
 }
 
 #[test]
-fn bert_gguf_wraps_text_in_its_cls_and_sep_ids_and_maps_unknown_words_to_unk() {
-    let g = gguf_tokenizer("embed-gguf/bert-cls.gguf");
-    let t = g.embedding_tokenizer();
-    let (cls, sep, unk) = (
-        t.token_to_id("[CLS]").unwrap(),
-        t.token_to_id("[SEP]").unwrap(),
-        t.token_to_id("[UNK]").unwrap(),
-    );
-    assert_eq!(
-        (cls, sep, unk),
-        (2, 3, 1),
-        "ids of the fixture's vocabulary"
-    );
-    let ids = embed_ids(&g, "HELLO 42 world");
-    assert_eq!(ids.first(), Some(&cls));
-    assert_eq!(ids.last(), Some(&sep));
-    // "hello" (lower-cased), "42" has no pieces → [UNK], "world".
-    assert_eq!(ids.len(), 5, "{ids:?}");
-    assert_eq!(ids[2], unk);
+fn bert_ggufs_wrap_text_in_cls_and_sep_with_llama_cpp_or_ollama_keys_and_map_unknown_words_to_unk()
+{
+    // bert-cls.gguf: llama.cpp's keys (bos = [CLS], eos = seperator = [SEP]);
+    // bert-cls-q8_0.gguf: Ollama's converter keys (cls_token_id, seperator_token_id, no bos/eos).
+    for (path, llama_cpp_keys) in [
+        ("embed-gguf/bert-cls.gguf", true),
+        ("embed-gguf/bert-cls-q8_0.gguf", false),
+    ] {
+        let file = GgufFile::load(fixture(path)).unwrap();
+        let meta = ollmlx_models::GgufMeta::new(&file);
+        let key = |k: &str| meta.number(&format!("tokenizer.ggml.{k}")).unwrap();
+        assert_eq!(key("bos_token_id").is_some(), llama_cpp_keys, "{path}");
+        assert_eq!(key("cls_token_id").is_some(), !llama_cpp_keys, "{path}");
+        assert_eq!(key("seperator_token_id"), Some(3.0), "{path}");
+        assert_eq!(key("unknown_token_id"), Some(1.0), "{path}");
+        let g = Tokenizer::from_gguf(&meta).unwrap();
+        let ids = embed_ids(&g, "HELLO 42 world");
+        // [CLS] "hello" (lower-cased) [UNK] ("42" has no pieces) "world" [SEP]
+        assert_eq!(ids.len(), 5, "{path}: {ids:?}");
+        assert_eq!((ids[0], ids[2], ids[4]), (2, 1, 3), "{path}: {ids:?}");
+    }
 }
