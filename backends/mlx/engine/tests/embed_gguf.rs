@@ -87,12 +87,22 @@ fn embed(
     truncate: bool,
     num_ctx: Option<usize>,
 ) -> Result<EmbedOutput, EngineError> {
+    embed_all(engine, path, vec![text.to_string()], truncate, num_ctx)
+}
+
+fn embed_all(
+    engine: &Engine,
+    path: &str,
+    inputs: Vec<String>,
+    truncate: bool,
+    num_ctx: Option<usize>,
+) -> Result<EmbedOutput, EngineError> {
     let job = EmbedJob {
         model: ModelRef {
             name: path.into(),
             path: fixture(path),
         },
-        inputs: vec![text.to_string()],
+        inputs,
         truncate,
         num_ctx,
         keep_alive: None,
@@ -176,6 +186,23 @@ fn each_gguf_embeds_text_with_its_directorys_tokens_and_vectors() {
         if q8.is_some() {
             continue;
         }
+        // All of them in one right-padded batch: the same vectors, one per text.
+        let texts: Vec<String> = r["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .collect();
+        let batch = embed_all(&engine, gguf, texts, true, None).unwrap();
+        for (e, got) in r["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&batch.embeddings)
+        {
+            let d = max_diff(got, &floats(&e["pooled"]));
+            assert!(d <= 1e-4, "{gguf} batched {:?}: max |diff| {d}", e["text"]);
+        }
         for text in EXTRA {
             let a = embed(&engine, gguf, text, true, None).unwrap();
             let b = embed(&engine, dir, text, true, None).unwrap();
@@ -251,5 +278,75 @@ fn bert_ggufs_wrap_text_in_cls_and_sep_with_llama_cpp_or_ollama_keys_and_map_unk
         // [CLS] "hello" (lower-cased) [UNK] ("42" has no pieces) "world" [SEP]
         assert_eq!(ids.len(), 5, "{path}: {ids:?}");
         assert_eq!((ids[0], ids[2], ids[4]), (2, 1, 3), "{path}: {ids:?}");
+    }
+}
+
+/// all-MiniLM-L6-v2 (`scripts/fetch-models.sh`), when present: its real 30522-entry uncased
+/// vocabulary (`[unusedN]`, CJK, accented pieces) converted to the GGUF form the converters
+/// write (phantom-space tokens, control type for the special added tokens) and rebuilt by
+/// `wordpiece_tokenizer_json` tokenizes like its tokenizer.json.
+#[test]
+fn real_minilm_vocabulary_in_gguf_form_tokenizes_like_its_tokenizer_json() {
+    use std::str::FromStr;
+    let dir = std::env::var_os("OLLMLX_TEST_MINILM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../.ollmlx-cache/models/all-minilm-l6-v2")
+        });
+    if !dir.join("tokenizer.json").is_file() {
+        eprintln!("SKIPPED: no all-MiniLM-L6-v2 at {}", dir.display());
+        return;
+    }
+    let mut original = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    original.with_padding(None);
+    let _ = original.with_truncation(None);
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let vocab = doc["model"]["vocab"].as_object().unwrap();
+    let mut tokens = vec![String::new(); vocab.len()];
+    let mut types = vec![1i64; vocab.len()];
+    for (t, id) in vocab {
+        let id = id.as_u64().unwrap() as usize;
+        tokens[id] = if t.starts_with('[') && t.ends_with(']') {
+            t.clone()
+        } else if let Some(rest) = t.strip_prefix("##") {
+            rest.to_string()
+        } else {
+            format!("\u{2581}{t}")
+        };
+    }
+    for a in doc["added_tokens"].as_array().unwrap() {
+        if a["special"].as_bool() == Some(true) {
+            types[a["id"].as_u64().unwrap() as usize] = 3;
+        }
+    }
+    let find = |t: &str| tokens.iter().position(|x| x == t).map(|p| p as u32);
+    let json = ollmlx_engine::embed::wordpiece_tokenizer_json(
+        &tokens,
+        &types,
+        find("[CLS]"),
+        find("[SEP]"),
+        find("[UNK]"),
+    );
+    let rebuilt = tokenizers::Tokenizer::from_str(&json.to_string()).unwrap();
+    let long_word = "pneumonoultramicroscopicsilicovolcanoconiosis".repeat(3);
+    let texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Héllo, WORLD! Ünïcödé café naïve résumé — déjà vu; Øresund Straße",
+        "Don't stop-believing: it's 3.14159 or 42% (approx.) #hashtag @user",
+        "中文文本和日本語のテキスト、한국어 텍스트",
+        "emoji 🙂👍🏽 and symbols ☃ ™ © ½ ∑",
+        "[CLS] [SEP] [MASK] [UNK] [PAD] [unused0] [unused17] typed as text",
+        "tab\tnew\nline\r\n  multiple   spaces\u{00a0}nbsp\u{200b}zero-width",
+        long_word.as_str(),
+        "unbelievably antidisestablishmentarianism supercalifragilistic",
+        "",
+    ];
+    for t in texts {
+        let a = original.encode(t, true).unwrap();
+        let b = rebuilt.encode(t, true).unwrap();
+        assert_eq!(a.get_ids(), b.get_ids(), "{t:?}");
     }
 }
