@@ -279,6 +279,29 @@ mod tests {
     }
 
     #[test]
+    fn only_control_type_bracket_tokens_match_when_typed_in_text() {
+        use std::str::FromStr;
+        let tokens: Vec<String> = [
+            "[PAD]",
+            "[UNK]",
+            "[CLS]",
+            "[SEP]",
+            "[unused0]",
+            "\u{2581}hello",
+        ]
+        .map(String::from)
+        .to_vec();
+        let doc = wordpiece_tokenizer_json(&tokens, &[3, 3, 3, 3, 1, 1], None, None, None);
+        let t = tokenizers::Tokenizer::from_str(&doc.to_string()).unwrap();
+        let ids = |text: &str| t.encode(text, true).unwrap().get_ids().to_vec();
+        // A control token typed in the text is that token, as with BERT's tokenizer.json.
+        assert_eq!(ids("[CLS] hello"), vec![2, 2, 5, 3]);
+        // A normal-type `[unused0]` is an ordinary entry: the text splits into "[", "unused0",
+        // "]", none of which the vocabulary has.
+        assert_eq!(ids("[unused0] hello"), vec![2, 1, 1, 1, 5, 3]);
+    }
+
+    #[test]
     fn batches_are_right_padded_with_a_mask() {
         let (t, m) = pad_batch(&[vec![5, 6, 7], vec![8]]);
         assert_eq!(t.as_slice::<i32>(), &[5, 6, 7, 8, 0, 0]);
