@@ -129,6 +129,7 @@ pub(crate) fn generate_on(
     engine: Engine,
     req: Request,
     model: ModelRef,
+    draft: Option<ModelRef>,
     capabilities: Option<&[String]>,
     go_template: Option<&str>,
 ) -> BackendFuture<EventStream> {
@@ -157,6 +158,7 @@ pub(crate) fn generate_on(
     let planned = convert::plan(&req, model, capabilities).and_then(|p| match p {
         convert::Plan::Generate(mut g) if g.prompt != ollmlx_engine::Prompt::LoadOnly => {
             g.rendered = gotemplate::render(&req, go_template)?;
+            g.draft = draft;
             Ok(convert::Plan::Generate(g))
         }
         other => Ok(other),
@@ -230,6 +232,17 @@ impl Backend for MlxBackend {
     }
 
     fn generate(&self, req: Request) -> BackendFuture<EventStream> {
+        // `options.draft` names another model of this resolver (unknown: 404 before generating).
+        let draft = match req.options.draft.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) => match self.source(d) {
+                Ok(src) => Some(ModelRef {
+                    name: src.name,
+                    path: src.path,
+                }),
+                Err(e) => return Box::pin(async move { Err(e) }),
+            },
+            None => None,
+        };
         match self.source(&req.model) {
             Ok(src) => generate_on(
                 self.engine.clone(),
@@ -238,6 +251,7 @@ impl Backend for MlxBackend {
                     name: src.name,
                     path: src.path,
                 },
+                draft,
                 None,
                 None,
             ),

@@ -69,6 +69,22 @@ impl MlxRunner {
 }
 
 impl MlxRunner {
+    /// The draft model for speculative decoding: the model named by `options.draft` / Modelfile
+    /// `DRAFT <name>` (resolved by the store into `m.draft`; its weights located like any
+    /// model's), else an upstream-style draft layer (`DRAFT <file>`) blob.
+    pub fn draft(&self, m: &ResolvedModel) -> Result<Option<ModelRef>, BackendError> {
+        if let Some(d) = &m.draft {
+            return Ok(Some(ModelRef {
+                name: d.display_name.clone(),
+                path: self.weights(d)?,
+            }));
+        }
+        Ok(m.draft_path.as_ref().map(|p| ModelRef {
+            name: format!("{} (draft)", m.display_name),
+            path: p.clone(),
+        }))
+    }
+
     /// A model with `ADAPTER` layers: `<assembled>/<manifest digest>/` holding the base (its
     /// safetensors + config files, or `model.gguf` for a GGUF base) and `adapters/` with
     /// `adapters.safetensors` + `adapter_config.json` linked from the adapter blobs;
@@ -204,6 +220,10 @@ impl Runner for MlxRunner {
                 (model.digest.clone(), model.details.clone()),
             );
         }
+        let draft = match self.draft(&model) {
+            Ok(d) => d,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let mut req = apply_model_defaults(&model, req);
         clamp_num_ctx(&mut req, model.context_length);
         generate_on(
@@ -213,6 +233,7 @@ impl Runner for MlxRunner {
                 name: model.display_name.clone(),
                 path,
             },
+            draft,
             // The store derives `thinking` from GGUF templates; other formats are checked by the
             // engine once the template is loaded.
             (model.format == "gguf").then_some(&model.capabilities[..]),
