@@ -1,7 +1,10 @@
 //! Store benchmarks (numbers in docs/performance.md, "Store"): pull throughput from a local fake
-//! Ollama registry versus the same server's raw serving rate measured in the same run, resume
-//! overhead after a cut, and `list`/`show` latency with 200 models through `StoreBackend`.
-//! Run: `cargo bench -p ollmlx-store --bench store` (`STORE_BENCH_MB`, default 1024).
+//! Ollama registry and from a fake Hugging Face Hub + CDN, each against baselines measured on
+//! the same server in the same run (a plain one-thread GET whose bytes are dropped = network
+//! only; the same GET written to a file in the store's directory = network + disk; plus that
+//! file's fsync), resume overhead after a cut, and `list`/`show` latency with 200 models through
+//! `StoreBackend`. Run: `cargo bench -p ollmlx-store --bench store` (`STORE_BENCH_MB`, default
+//! 1024).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -10,11 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::*;
+use futures::StreamExt;
 use ollmlx_infer::Backend;
+use ollmlx_store::pull::PullConfig;
 use ollmlx_store::{Store, StoreBackend};
 use ollmlx_wire::ollama as wire;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::path::Path;
 
 /// A GGUF header with an architecture and no tensors (enough for `show`).
 fn tiny_gguf() -> Vec<u8> {
@@ -33,14 +39,14 @@ fn tiny_gguf() -> Vec<u8> {
 
 struct Reg {
     fake: Fake,
-    weights: Arc<Vec<u8>>,
+    weights: Bytes,
     cut: Arc<AtomicBool>,
 }
 
 /// Registry serving `library/m:<any tag>` with `weights` as the model layer; while `cut` is
-/// set every ranged GET breaks after half its bytes.
+/// set every ranged GET starting past the middle of the weights breaks after half its bytes.
 async fn registry(weights: Vec<u8>) -> Reg {
-    let weights = Arc::new(weights);
+    let weights = Bytes::from(weights);
     let config = br#"{"model_format":"gguf","model_family":"llama","file_type":"F16"}"#.to_vec();
     let layer = |mt: &str, d: &[u8]| {
         format!(
@@ -62,14 +68,20 @@ async fn registry(weights: Vec<u8>) -> Reg {
             return Reply::ok(manifest.clone());
         }
         if s.uri.ends_with(&wsha) {
-            let r = ranged(s, &w);
-            if c2.load(Ordering::SeqCst) && s.method == "GET" {
-                if let Reply::Full {
+            let r = ranged_shared(s, &w);
+            let past_middle = s
+                .range
+                .as_deref()
+                .and_then(parse_range)
+                .is_some_and(|(a, _)| a as usize >= w.len() / 2);
+            if c2.load(Ordering::SeqCst) && s.method == "GET" && past_middle {
+                if let Reply::Shared {
                     status,
                     headers,
                     body,
                 } = r
                 {
+                    let body = body.to_vec();
                     let cut_at = body.len() / 2;
                     return Reply::Cut {
                         status,
@@ -90,36 +102,177 @@ async fn registry(weights: Vec<u8>) -> Reg {
     Reg { fake, weights, cut }
 }
 
-/// Raw rate: one plain HTTP/1.1 GET of the whole blob, bytes counted and dropped.
-async fn raw_get(reg: &Reg) -> (u64, Duration) {
+/// A plain HTTP/1.1 GET of `path` (whole body, no range) read with a 1 MiB buffer on one
+/// blocking thread, the way `curl -o` works: bytes dropped (`to == None`) or written to a new
+/// file `to` with plain `write_all` calls. Returns (body bytes, time to the last byte read or
+/// written, time of a final `fsync` when writing).
+fn plain_get(host: &str, path: &str, to: Option<&Path>) -> (u64, Duration, Duration) {
+    use std::io::{Read, Write};
     let t = Instant::now();
-    let mut sock = tokio::net::TcpStream::connect(reg.fake.host())
-        .await
-        .unwrap();
-    let req = format!(
-        "GET /v2/library/m/blobs/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        sha(&reg.weights)
-    );
-    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut sock = std::net::TcpStream::connect(host).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).unwrap();
+    let mut file = to.map(|p| std::fs::File::create(p).unwrap());
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
+    let mut head = Vec::new();
     loop {
-        let k = sock.read(&mut buf).await.unwrap();
+        let k = sock.read(&mut buf).unwrap();
         if k == 0 {
             break;
         }
-        n += k as u64;
+        let mut body = &buf[..k];
+        if head.len() < 4 || !head.ends_with(b"\r\n\r\n") {
+            // strip the response head (a few hundred bytes, first read)
+            let mut used = 0;
+            while used < body.len() && !head.ends_with(b"\r\n\r\n") {
+                head.push(body[used]);
+                used += 1;
+            }
+            body = &body[used..];
+        }
+        if let Some(f) = file.as_mut() {
+            f.write_all(body).unwrap();
+        }
+        n += body.len() as u64;
     }
-    (n, t.elapsed())
+    let got = t.elapsed();
+    let t = Instant::now();
+    if let Some(f) = file {
+        f.sync_all().unwrap();
+    }
+    (n, got, t.elapsed())
 }
 
-fn mbps(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / 1e6 / d.as_secs_f64()
+/// The fair baselines for serving `path` from `host`: best of three plain GETs, once dropping
+/// the bytes (network only) and once writing them to `dir` (network + disk), plus that write's
+/// best fsync time. Returns seconds (net, disk, fsync).
+async fn baselines(host: &str, path: &str, n: usize, dir: &Path) -> (f64, f64, f64) {
+    let (host, path, dir) = (host.to_string(), path.to_string(), dir.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let (mut net, mut disk, mut sync) = (f64::MAX, f64::MAX, f64::MAX);
+        for i in 0..3 {
+            let (b, d, _) = plain_get(&host, &path, None);
+            assert_eq!(b as usize, n, "whole blob received");
+            net = net.min(d.as_secs_f64());
+            let f = dir.join(format!("raw-{i}"));
+            let (b, d, s) = plain_get(&host, &path, Some(&f));
+            assert_eq!(b as usize, n, "whole blob written");
+            std::fs::remove_file(&f).unwrap();
+            disk = disk.min(d.as_secs_f64());
+            sync = sync.min(s.as_secs_f64());
+        }
+        (net, disk, sync)
+    })
+    .await
+    .unwrap()
+}
+
+/// Run a pull to the end; returns (time until the `digest` layer's bytes had all arrived,
+/// total time).
+async fn timed_pull(store: &Store, model: &str, cfg: PullConfig, digest: &str) -> (f64, f64) {
+    let req = wire::PullRequest {
+        model: model.into(),
+        insecure: true,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let mut s = ollmlx_store::pull::start(store.clone(), req, cfg)
+        .await
+        .unwrap();
+    let mut arrived = None;
+    while let Some(item) = s.next().await {
+        let p = item.unwrap();
+        if arrived.is_none() && p.digest == digest && p.total > 0 && p.completed == p.total {
+            arrived = Some(t.elapsed().as_secs_f64());
+        }
+    }
+    let total = t.elapsed().as_secs_f64();
+    (arrived.unwrap_or(total), total)
+}
+
+fn report(what: &str, mb: usize, (arrived, total): (f64, f64), (net, disk, sync): (f64, f64, f64)) {
+    let n = mb as f64;
+    println!(
+        "{what} {mb} MB: {total:.2}s = {:.0} MB/s (bytes all in after {arrived:.2}s, then {:.2}s \
+         to verify, fsync, rename and write the manifest)",
+        n / total,
+        total - arrived
+    );
+    println!(
+        "  = {:.0}% of network+disk ({:.0} MB/s), {:.0}% of network+disk+fsync ({:.0} MB/s), \
+         {:.0}% of network only ({:.0} MB/s)",
+        100.0 * disk / total,
+        n / disk,
+        100.0 * (disk + sync) / total,
+        n / (disk + sync),
+        100.0 * net / total,
+        n / net
+    );
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A fake Hugging Face Hub serving one MLX repo `u/big` whose `model.safetensors` (an LFS file)
+/// holds one U8 tensor of `n` bytes, redirecting LFS downloads to a fake CDN.
+async fn hub(n: usize) -> (Fake, Fake, Bytes) {
+    let header = format!(
+        r#"{{"__metadata__":{{"format":"mlx"}},"model.embed_tokens.weight":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#
+    );
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend(header.as_bytes());
+    st.extend(data(n, 7));
+    let st = Bytes::from(st);
+    let st_hex = sha(&st)[7..].to_string();
+    let cdn = {
+        let (st, st_hex) = (st.clone(), st_hex.clone());
+        serve(Arc::new(move |s: &Seen| {
+            if s.uri.starts_with(&format!("/lfs/{st_hex}")) {
+                return ranged_shared(s, &st);
+            }
+            Reply::status(404, "")
+        }))
+        .await
+    };
+    let small: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "config.json",
+            br#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":64,"num_hidden_layers":1}"#.to_vec(),
+        ),
+        ("tokenizer.json", br#"{"model":{"type":"BPE"}}"#.to_vec()),
+        ("tokenizer_config.json", br#"{"chat_template":"{{ messages }}"}"#.to_vec()),
+    ];
+    let mut siblings: Vec<serde_json::Value> = small
+        .iter()
+        .map(|(f, d)| serde_json::json!({"rfilename": f, "size": d.len()}))
+        .collect();
+    siblings.push(
+        serde_json::json!({"rfilename": "model.safetensors", "size": st.len(),
+        "lfs": {"sha256": st_hex, "size": st.len()}}),
+    );
+    let listing =
+        serde_json::json!({"id": "u/big", "sha": "0123abcd", "siblings": siblings}).to_string();
+    let cdn_url = cdn.url();
+    let hub = serve(Arc::new(move |s: &Seen| {
+        if s.uri.starts_with("/api/models/u/big/revision/") {
+            return Reply::ok(listing.clone());
+        }
+        let Some(file) = s.uri.strip_prefix("/u/big/resolve/0123abcd/") else {
+            return Reply::status(404, "");
+        };
+        if file == "model.safetensors" {
+            return Reply::redirect(302, &format!("{cdn_url}/lfs/{st_hex}?X-Amz-Signature=s"));
+        }
+        match small.iter().find(|(f, _)| *f == file) {
+            Some((_, d)) => Reply::ok(d.clone()),
+            None => Reply::status(404, ""),
+        }
+    }))
+    .await;
+    (hub, cdn, st)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -132,28 +285,34 @@ async fn main() {
     println!("generating {mb} MB of weights...");
     let reg = registry(data(n, 5)).await;
     let model = format!("{}/library/m:latest", reg.fake.host());
+    let wdigest = sha(&reg.weights);
 
-    // Raw serving rate, twice (take the better).
-    let (b1, d1) = raw_get(&reg).await;
-    let (b2, d2) = raw_get(&reg).await;
-    assert!(b1 as usize > n && b2 as usize > n, "whole blob received");
-    let raw = mbps(n as u64, d1).max(mbps(n as u64, d2));
-    println!("raw serving rate: {raw:.0} MB/s ({d1:?}, {d2:?})");
-
-    // Full pull into an empty store (parallel ranged parts + sha256 verify + rename).
+    // Baselines from the same server, in the same directory the store lives in.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path());
-    let t = Instant::now();
-    let out = pull(&store, &model, true, cfg()).await;
-    let full = t.elapsed();
-    assert!(out.error.is_none(), "{:?}", out.error);
-    let rate = mbps(n as u64, full);
-    println!(
-        "pull {mb} MB: {full:?} = {rate:.0} MB/s = {:.0}% of raw",
-        100.0 * rate / raw
-    );
+    let base = if std::env::var_os("STORE_BENCH_PULL_ONLY").is_some() {
+        (1.0, 1.0, 1.0)
+    } else {
+        baselines(
+            &reg.fake.host(),
+            &format!("/v2/library/m/blobs/{wdigest}"),
+            n,
+            dir.path(),
+        )
+        .await
+    };
 
-    // Resume: every part is cut at half; then a second pull fetches only the rest.
+    // Full pull into an empty store (parallel ranged chunks, streamed sha256, fsync, rename).
+    let store = Store::new(dir.path().join("store"));
+    let full = timed_pull(&store, &model, cfg(), &wdigest).await;
+    report("registry pull", mb, full, base);
+    drop(dir);
+    if std::env::var_os("STORE_BENCH_PULL_ONLY").is_some() {
+        return;
+    }
+
+    // Resume: every GET past the middle of the blob breaks after half its bytes, so the first
+    // pull fails with roughly the first half on disk; the second pull fetches only the rest and
+    // hashes the bytes already on disk once.
     let dir2 = tempfile::tempdir().unwrap();
     let store2 = Store::new(dir2.path());
     reg.cut.store(true, Ordering::SeqCst);
@@ -161,24 +320,40 @@ async fn main() {
     assert!(out.error.is_some(), "the cut pull must fail");
     reg.cut.store(false, Ordering::SeqCst);
     let seen_before = reg.fake.seen().len();
-    let t = Instant::now();
-    let out = pull(&store2, &model, true, cfg()).await;
-    let resumed = t.elapsed();
-    assert!(out.error.is_none(), "{:?}", out.error);
+    let (_, resumed) = timed_pull(&store2, &model, cfg(), &wdigest).await;
     let fetched: u64 = reg.fake.seen()[seen_before..]
         .iter()
         .filter_map(|s| s.range.as_deref().and_then(parse_range))
         .map(|(a, b)| b - a + 1)
         .sum();
-    let ideal = full.as_secs_f64() * fetched as f64 / n as f64;
+    let ideal = full.1 * fetched as f64 / n as f64;
     println!(
-        "resume: fetched {:.1}% of the blob again in {resumed:?} (a fresh pull of that much: {:.2}s; overhead {:+.0}%)",
+        "resume: fetched {:.1}% of the blob again in {resumed:.2}s (a fresh pull of that much: \
+         {ideal:.2}s; overhead {:+.0}%)",
         100.0 * fetched as f64 / n as f64,
-        ideal,
-        100.0 * (resumed.as_secs_f64() / ideal - 1.0)
+        100.0 * (resumed / ideal - 1.0)
     );
-    drop(dir);
     drop(dir2);
+    drop(reg);
+
+    // Hugging Face pull: listing, small files, then the LFS file through the fake CDN.
+    let (hub, cdn, st) = hub(n).await;
+    let dir4 = tempfile::tempdir().unwrap();
+    let base = baselines(
+        &cdn.host(),
+        &format!("/lfs/{}", &sha(&st)[7..]),
+        st.len(),
+        dir4.path(),
+    )
+    .await;
+    let store4 = Store::new(dir4.path().join("store"));
+    let c = PullConfig {
+        hf_endpoint: hub.url(),
+        ..cfg()
+    };
+    let hf = timed_pull(&store4, "hf.co/u/big", c, &sha(&st)).await;
+    report("hf pull", mb, hf, base);
+    drop(dir4);
 
     // list/show with 200 models (tiny GGUF weights) through StoreBackend.
     let small = registry(tiny_gguf()).await;

@@ -53,6 +53,14 @@ pub enum Reply {
         chunk: usize,
         delay: Duration,
     },
+    /// A complete response whose body is a shared buffer (sent without copying; the
+    /// benchmarks serve large blobs this way so the fake server costs as little CPU as a real
+    /// one would on another machine).
+    Shared {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
     /// Never answer.
     Hang,
 }
@@ -79,7 +87,8 @@ impl Reply {
         match &mut self {
             Reply::Full { headers, .. }
             | Reply::Cut { headers, .. }
-            | Reply::Slow { headers, .. } => headers.push((k.into(), v.into())),
+            | Reply::Slow { headers, .. }
+            | Reply::Shared { headers, .. } => headers.push((k.into(), v.into())),
             Reply::Hang => {}
         }
         self
@@ -197,6 +206,17 @@ async fn respond(reply: Reply, method: &str) -> Response<Body> {
                 .body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed())
                 .unwrap()
         }
+        Reply::Shared {
+            status,
+            headers,
+            body,
+        } => {
+            let len = body.len();
+            let body = if head { Bytes::new() } else { body };
+            build(status, &headers, len)
+                .body(Full::new(body).map_err(|e| match e {}).boxed())
+                .unwrap()
+        }
         Reply::Cut {
             status,
             headers,
@@ -261,6 +281,28 @@ pub fn ranged(seen: &Seen, data: &[u8]) -> Reply {
             }
         }
         None => Reply::ok(data.to_vec()),
+    }
+}
+
+/// [`ranged`] over a shared buffer: the answer is a slice of `data`, not a copy.
+pub fn ranged_shared(seen: &Seen, data: &Bytes) -> Reply {
+    match seen.range.as_deref().and_then(parse_range) {
+        Some((a, b)) => {
+            let b = b.min(data.len() as u64 - 1);
+            Reply::Shared {
+                status: 206,
+                headers: vec![(
+                    "content-range".into(),
+                    format!("bytes {a}-{b}/{}", data.len()),
+                )],
+                body: data.slice(a as usize..=b as usize),
+            }
+        }
+        None => Reply::Shared {
+            status: 200,
+            headers: vec![],
+            body: data.clone(),
+        },
     }
 }
 
