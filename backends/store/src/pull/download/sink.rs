@@ -342,3 +342,119 @@ fn read_exact_at(f: &File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parts::{load_parts, partial_path, plan_chunks, save_part};
+    use super::*;
+
+    fn blob(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Start a sink over `final_path`'s partial file (already holding `on_disk`) and feed it
+    /// the missing bytes of every chunk in `order`, `piece` bytes at a time.
+    fn run(
+        final_path: &std::path::Path,
+        data: &[u8],
+        parts: Vec<PartState>,
+        chunk: u64,
+        order: &[usize],
+        piece: usize,
+    ) -> (Option<[u8; 32]>, Vec<Chunk>) {
+        let file = fs_open(final_path);
+        let chunks = plan_chunks(&parts, chunk);
+        let sink = Sink::start(
+            Plan {
+                file,
+                final_path: final_path.to_path_buf(),
+                parts,
+                chunks: chunks.clone(),
+                total: data.len() as u64,
+            },
+            Arc::new(()),
+        )
+        .unwrap();
+        for &i in order {
+            let c = chunks[i];
+            for s in (c.start..c.end).step_by(piece) {
+                let e = (s + piece as u64).min(c.end);
+                let data = Bytes::copy_from_slice(&data[s as usize..e as usize]);
+                sink.tx.blocking_send(Piece { chunk: i, data }).unwrap();
+            }
+        }
+        let digest = futures::executor::block_on(async {
+            sink.close().await.unwrap().digest().await.unwrap()
+        });
+        (digest, chunks)
+    }
+
+    fn fs_open(final_path: &std::path::Path) -> File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(partial_path(final_path))
+            .unwrap()
+    }
+
+    #[test]
+    fn out_of_order_chunks_complete_parts_contiguously_and_hash_the_whole_file() {
+        let d = tempfile::tempdir().unwrap();
+        let fp = d.path().join("sha256-cc");
+        let data = blob(1000);
+        std::fs::write(partial_path(&fp), vec![0u8; 1000]).unwrap();
+        let parts = super::super::parts::split(1000, 400);
+        for p in &parts {
+            save_part(&fp, p);
+        }
+        // chunks of 150 bytes: part 0 = 0,1,2; part 1 = 3,4,5; part 2 = 6,7
+        let (digest, chunks) = run(&fp, &data, parts, 150, &[7, 3, 1, 0, 6, 5, 4, 2], 64);
+        assert_eq!(chunks.len(), 8);
+        assert_eq!(digest, Some(Sha256::digest(&data).into()));
+        assert_eq!(std::fs::read(partial_path(&fp)).unwrap(), data);
+        let saved = load_parts(&fp, 1000).unwrap();
+        assert!(saved.iter().all(|p| p.completed == p.size), "{saved:?}");
+    }
+
+    #[test]
+    fn a_stopped_download_saves_only_each_parts_contiguous_prefix() {
+        let d = tempfile::tempdir().unwrap();
+        let fp = d.path().join("sha256-dd");
+        let data = blob(800);
+        std::fs::write(partial_path(&fp), vec![0u8; 800]).unwrap();
+        let parts = super::super::parts::split(800, 400);
+        // part 0: chunks 0 (0..100) and 2 (200..300) arrive, chunk 1 never does;
+        // part 1: its first chunk (400..500) arrives
+        let (digest, _) = run(&fp, &data, parts, 100, &[2, 0, 4], 30);
+        assert_eq!(digest, None, "an incomplete file has no digest");
+        let saved = load_parts(&fp, 800).unwrap();
+        assert_eq!((saved[0].completed, saved[1].completed), (100, 100));
+    }
+
+    #[test]
+    fn a_resumed_download_hashes_the_bytes_already_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let fp = d.path().join("sha256-ee");
+        let data = blob(600);
+        // a previous run left part 0 complete and 50 bytes of part 1 on disk
+        let mut disk = data.clone();
+        disk[350..].fill(0);
+        std::fs::write(partial_path(&fp), &disk).unwrap();
+        let mut parts = super::super::parts::split(600, 300);
+        parts[0].completed = 300;
+        parts[1].completed = 50;
+        let (digest, chunks) = run(&fp, &data, parts.clone(), 1 << 20, &[0], 100);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].start, 350);
+        assert_eq!(digest, Some(Sha256::digest(&data).into()));
+
+        // the same resume over a corrupted prefix hashes the corruption
+        let mut bad = disk;
+        bad[10] ^= 1;
+        std::fs::write(partial_path(&fp), &bad).unwrap();
+        let (digest, _) = run(&fp, &data, parts, 1 << 20, &[0], 100);
+        let mut want = data.clone();
+        want[10] ^= 1;
+        assert_eq!(digest, Some(Sha256::digest(&want).into()));
+    }
+}
