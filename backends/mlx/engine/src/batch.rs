@@ -23,7 +23,7 @@ use ollmlx_models::{KvCache, LogitsMode};
 use crate::engine::Resident;
 use crate::error::EngineError;
 use crate::generate::{FinishReason, CLEAR_CACHE_EVERY};
-use crate::sequence::{Flow, Sequence};
+use crate::sequence::{Flow, Prefill, PrefillState, Sequence};
 
 /// A row that left the batch.
 pub(crate) struct Left {
@@ -33,6 +33,17 @@ pub(crate) struct Left {
     pub(crate) outcome: Result<Option<FinishReason>, EngineError>,
     /// Its own caches (holding `seq.cached`), for the prefix cache.
     pub(crate) caches: Vec<KvCache>,
+}
+
+impl Left {
+    fn from_prefill(p: Prefill, outcome: Result<Option<FinishReason>, EngineError>) -> Self {
+        let (seq, caches) = p.into_parts();
+        Left {
+            seq,
+            outcome,
+            caches,
+        }
+    }
 }
 
 /// The requests of one model decoding together.
@@ -45,6 +56,13 @@ pub(crate) struct Batch {
     /// Logits (`[rows, 1, vocab]`, possibly still being computed) the next tokens come from.
     logits: Option<Array>,
     steps: usize,
+    /// A request evaluating its prompt, one chunk per step while rows decode.
+    joining: Option<Box<Prefill>>,
+    /// Rows of the last decode step (0 when the last turn only prefilled).
+    pub(crate) last_rows: usize,
+    /// Speculative decoding: the single row's last token is not fed yet (no `logits`); the
+    /// next step is a draft-and-verify round ([`crate::speculative::step`]).
+    spec: bool,
 }
 
 impl Batch {
@@ -56,26 +74,54 @@ impl Batch {
             caches: Vec::new(),
             logits: None,
             steps: 0,
+            joining: None,
+            last_rows: 0,
+            spec: false,
         }
     }
 
-    /// Rows decoding.
+    /// Requests in the batch: decoding, plus the one evaluating its prompt.
     pub(crate) fn len(&self) -> usize {
+        self.rows.len() + usize::from(self.joining.is_some())
+    }
+
+    /// Rows decoding.
+    pub(crate) fn decoding(&self) -> usize {
         self.rows.len()
     }
 
-    /// No rows left.
+    /// Nothing left.
     pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether a new request can start its prefill now (one at a time, in arrival order).
+    pub(crate) fn can_admit(&self) -> bool {
+        self.joining.is_none()
+    }
+
+    /// A request that starts its prefill; it joins the rows when its prompt is in.
+    pub(crate) fn admit(&mut self, p: Box<Prefill>) {
+        self.joining = Some(p);
     }
 
     /// Add a prefilled request: its caches (one sequence) and last-position logits.
     pub(crate) fn join(
         &mut self,
+        m: &Resident,
         seq: Box<Sequence>,
         caches: Vec<KvCache>,
         logits: Array,
     ) -> Result<(), EngineError> {
+        if self.spec {
+            // The speculating row has not fed its last token yet: feed it, back to logits.
+            self.spec = false;
+            if let Some(row) = self.rows.first_mut() {
+                let last = *row.history.last().unwrap_or(&0);
+                self.logits = Some(crate::generate::forward(m, &mut self.caches, &[last])?);
+                row.cached.push(last);
+            }
+        }
         match self.logits.take() {
             Some(current) if !self.rows.is_empty() => {
                 let merged = self
@@ -97,21 +143,128 @@ impl Batch {
         Ok(())
     }
 
-    /// Every row, removed (the batch failed or the engine is stopping).
+    /// Every request, removed (the batch failed or the engine is stopping).
     pub(crate) fn drain(&mut self) -> Vec<Sequence> {
         self.caches.clear();
         self.logits = None;
-        std::mem::take(&mut self.rows)
+        self.spec = false;
+        let mut all = std::mem::take(&mut self.rows);
+        all.extend(self.joining.take().map(|p| p.into_parts().0));
+        all
     }
 
-    /// One decode step for every row. Returns the rows that left. An `Err` means the forward
-    /// pass itself failed: the caller fails every row ([`Batch::drain`]).
-    pub(crate) fn step(&mut self, m: &Resident) -> Result<Vec<Left>, EngineError> {
+    /// One turn: the joining request's prefill advances (one chunk while rows decode, the whole
+    /// prompt otherwise) and joins when done, then one decode step for every row. Returns the
+    /// requests that left. An `Err` means a forward pass itself failed: the caller fails every
+    /// request ([`Batch::drain`]).
+    pub(crate) fn step(&mut self, m: &mut Resident) -> Result<Vec<Left>, EngineError> {
+        let mut out = Vec::new();
+        self.last_rows = 0;
+        if let Some(mut p) = self.joining.take() {
+            match p.advance(m, !self.rows.is_empty()) {
+                Ok(PrefillState::Ready) => {
+                    let (seq, caches, logits) = p.into_running()?;
+                    self.join(m, seq, caches, logits)?;
+                }
+                Ok(PrefillState::More) => self.joining = Some(p),
+                Ok(PrefillState::Cancelled) => out.push(Left::from_prefill(*p, Ok(None))),
+                Err(e) => out.push(Left::from_prefill(*p, Err(e))),
+            }
+        }
+        if self.rows.is_empty() {
+            return Ok(out);
+        }
+        if self.spec {
+            out.extend(self.speculate(m)?);
+        } else {
+            out.extend(self.decode(m)?);
+        }
+        Ok(out)
+    }
+
+    /// One draft-and-verify round for the single speculating row, then its tokens streamed in
+    /// order; the row goes back to plain decoding when it shifts its context.
+    fn speculate(&mut self, m: &mut Resident) -> Result<Vec<Left>, EngineError> {
+        self.last_rows = 1;
+        let mut row = self.rows.remove(0);
+        let Some((_, draft)) = m.draft.as_mut() else {
+            // The draft went away (another one was loaded): feed the token, decode plainly.
+            self.spec = false;
+            let last = *row.history.last().unwrap_or(&0);
+            let l = crate::generate::forward(m, &mut self.caches, &[last])?;
+            row.cached.push(last);
+            let caches = std::mem::take(&mut self.caches);
+            self.join(m, Box::new(row), caches, l)?;
+            return Ok(Vec::new());
+        };
+        let budget = row.budget();
+        let toks = crate::speculative::step(
+            &*m.model,
+            &mut self.caches,
+            draft,
+            &row.history,
+            &mut row.sampler,
+            budget,
+        )?;
+        // The cache now holds the history and every new token but the last.
+        let last = *row.history.last().unwrap_or(&0);
+        row.cached.push(last);
+        row.cached
+            .extend_from_slice(&toks[..toks.len().saturating_sub(1)]);
+        self.steps += 1;
+        let mut flow = Ok(Flow::Continue);
+        for &tok in &toks {
+            flow = row.advance(m, tok);
+            if !matches!(flow, Ok(Flow::Continue)) {
+                break;
+            }
+        }
+        let caches = std::mem::take(&mut self.caches);
+        let outcome = match flow {
+            Ok(Flow::Continue) => {
+                self.caches = caches;
+                self.rows.push(row);
+                return Ok(Vec::new());
+            }
+            Ok(Flow::Shift) => {
+                self.spec = false;
+                let mut caches = caches;
+                match row.shift(m, &mut caches) {
+                    Ok(l) => {
+                        self.join(m, Box::new(row), caches, l)?;
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => {
+                        return Ok(vec![Left {
+                            seq: row,
+                            outcome: Err(e),
+                            caches,
+                        }])
+                    }
+                }
+            }
+            Ok(Flow::Stop(reason)) => Ok(Some(reason)),
+            Ok(Flow::Cancelled) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.spec = false;
+        Ok(vec![Left {
+            seq: row,
+            outcome,
+            caches,
+        }])
+    }
+
+    fn decode(&mut self, m: &Resident) -> Result<Vec<Left>, EngineError> {
+        self.last_rows = self.rows.len();
         let logits = self
             .logits
             .take()
             .ok_or_else(|| EngineError::Model("batch stepped without logits".into()))?;
-        let all_device = self.rows.iter().all(|r| r.device_greedy);
+        // A lone row with a draft model goes speculative after this token: no step ahead.
+        let spec_next =
+            self.rows.len() == 1 && self.joining.is_none() && self.rows[0].wants_draft(m);
+        let all_device = self.rows.iter().all(|r| r.device_greedy) && !spec_next;
         let chosen = argmax_axis(&logits, -1, false)?; // [rows, 1]
         let mut ahead = None;
         let picks: Vec<Result<Option<u32>, EngineError>> = if all_device {
@@ -207,7 +360,11 @@ impl Batch {
         }
 
         // The rows that go on.
-        if !keep.is_empty() {
+        if spec_next && keep.len() == 1 && rows.len() == 1 {
+            self.rows = keep.iter().filter_map(|&i| rows[i].take()).collect();
+            self.logits = None;
+            self.spec = true;
+        } else if !keep.is_empty() {
             let all = keep.len() == rows.len();
             if !all {
                 self.caches = self
@@ -240,7 +397,7 @@ impl Batch {
             self.logits = None;
         }
         for (seq, caches, l) in rejoin {
-            self.join(seq, caches, l)?;
+            self.join(m, seq, caches, l)?;
         }
         Ok(out)
     }

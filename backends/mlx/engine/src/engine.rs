@@ -313,6 +313,8 @@ pub(crate) struct Resident {
     pub(crate) prefill_chunk: usize,
     /// KV-cache quantization.
     pub(crate) kv_quant: Option<KvQuant>,
+    /// The draft model for speculative decoding last asked for, by weights path.
+    pub(crate) draft: Option<(PathBuf, crate::speculative::Draft)>,
     last_used: Instant,
     expires: Option<Instant>,
 }
@@ -423,7 +425,7 @@ impl EngineThread {
                 }
             }
             self.expire(batch.as_ref().map(|b| b.model.as_str()));
-            let running = batch.as_ref().map_or(0, Batch::len);
+            let running = batch.as_ref().map_or(0, Batch::decoding);
             let c = &self.batch_counters;
             c.running.store(running, Ordering::Relaxed);
             c.queued.store(waiting.len(), Ordering::Relaxed);
@@ -465,6 +467,7 @@ impl EngineThread {
                 (_, None) => true,
                 (Job::Generate(req, ..), Some(b)) => {
                     req.model.name == b.model
+                        && b.can_admit()
                         && b.len() < self.config.num_parallel.max(1)
                         && !self.needs_reload(&req.model, Some(req.num_ctx))
                         && self
@@ -502,6 +505,13 @@ impl EngineThread {
         }
     }
 
+    /// Dtype/quantization policy for loading weights on this device.
+    fn load_options(&self) -> LoadOptions {
+        self.config
+            .load
+            .unwrap_or_else(|| LoadOptions::for_device(self.device == "cpu"))
+    }
+
     /// Whether serving `model` with `num_ctx` would (re)load it.
     fn needs_reload(&self, model: &ModelRef, num_ctx: Option<usize>) -> bool {
         let same = self
@@ -513,8 +523,8 @@ impl EngineThread {
         !(same.is_some() && (ctx.is_none() || same == ctx))
     }
 
-    /// Load the model if needed, prefill the request and add it to the batch (or finish it
-    /// right away: load-only, cancelled, failed).
+    /// Load the model if needed and add the request to the batch, where its prompt is
+    /// evaluated and it joins the decoding rows (or finish it right away: load-only, failed).
     fn admit(
         &mut self,
         req: Box<GenerateRequest>,
@@ -527,9 +537,9 @@ impl EngineThread {
             let _ = reply.blocking_send(EngineEvent::Error(e));
             return;
         }
-        let load = load_start.elapsed();
         let keep_alive = req.keep_alive.unwrap_or(self.config.default_keep_alive);
         let name = req.model.name.clone();
+        let opts = self.load_options();
         let Some(m) = self.models.get_mut(&name) else {
             return;
         };
@@ -538,6 +548,13 @@ impl EngineThread {
             let _ = reply.blocking_send(EngineEvent::Error(EngineError::InvalidRequest(msg)));
             return;
         }
+        if let Some(d) = &req.draft {
+            if let Err(e) = load_draft(m, d, opts) {
+                let _ = reply.blocking_send(EngineEvent::Error(e));
+                return;
+            }
+        }
+        let load = load_start.elapsed(); // the target and, when asked for, the draft
         let r = reply.clone();
         let run = std::panic::AssertUnwindSafe(|| sequence::start(m, req, r, load, t0));
         let last = match std::panic::catch_unwind(run) {
@@ -547,15 +564,11 @@ impl EngineThread {
                     INTERNAL_ERROR.into(),
                 )))
             }
-            Ok(Ok(Started::Running(seq, caches, logits))) => {
-                let b = batch.get_or_insert_with(|| Batch::new(&name));
-                if let Err(e) = b.join(seq, caches, logits) {
-                    self.fail_batch(batch, e);
-                }
+            Ok(Ok(Started::Prefilling(p))) => {
+                batch.get_or_insert_with(|| Batch::new(&name)).admit(p);
                 return;
             }
             Ok(Ok(Started::Done(done))) => Some(EngineEvent::Done(done)),
-            Ok(Ok(Started::Cancelled)) => None,
             Ok(Err(e)) => Some(EngineEvent::Error(e)),
         };
         self.request_done(&name, keep_alive, batch.as_ref(), last, &reply);
@@ -571,12 +584,16 @@ impl EngineThread {
             );
             return;
         };
-        let c = &self.batch_counters;
-        c.peak.fetch_max(batch.len(), Ordering::Relaxed);
-        c.steps.fetch_add(1, Ordering::Relaxed);
-        c.rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let run = std::panic::AssertUnwindSafe(|| batch.step(m));
-        match std::panic::catch_unwind(run) {
+        let result = std::panic::catch_unwind(run);
+        let rows = batch.last_rows;
+        if rows > 0 {
+            let c = &self.batch_counters;
+            c.peak.fetch_max(rows, Ordering::Relaxed);
+            c.steps.fetch_add(1, Ordering::Relaxed);
+            c.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        }
+        match result {
             Ok(Ok(left)) => {
                 for row in left {
                     self.leave(row, batch);
@@ -714,10 +731,7 @@ impl EngineThread {
         if same.is_some() && (ctx.is_none() || same == ctx) {
             return Ok(());
         }
-        let opts = self
-            .config
-            .load
-            .unwrap_or_else(|| LoadOptions::for_device(self.device == "cpu"));
+        let opts = self.load_options();
         let need = crate::budget::estimate(
             &model.path,
             opts,
@@ -865,9 +879,34 @@ fn load_resident(
         thinks,
         tool_format,
         cached_tokens: Vec::new(),
+        draft: None,
         last_used: Instant::now(),
         expires: None,
     })
+}
+
+/// Make `d` the draft model of `m` (loaded once, kept until another draft is asked for).
+/// Each request starts the draft afresh (empty cache, first-round draft length), so a seeded
+/// request draws the same random numbers whatever ran before it.
+fn load_draft(m: &mut Resident, d: &ModelRef, opts: LoadOptions) -> Result<(), EngineError> {
+    if let Some((path, draft)) = m.draft.as_mut() {
+        if *path == d.path {
+            draft.reset();
+            draft.k = crate::speculative::START_DRAFT.min(draft.max_k);
+            return Ok(());
+        }
+    }
+    m.draft = None;
+    let loaded = ollmlx_models::load(&d.path, opts)?;
+    if loaded.model.as_encoder().is_some() {
+        return Err(EngineError::InvalidRequest(format!(
+            "draft model \"{}\" is an embedding model",
+            d.name
+        )));
+    }
+    let draft = crate::speculative::Draft::new(loaded.model, m.model.info())?;
+    m.draft = Some((d.path.clone(), draft));
+    Ok(())
 }
 
 /// `chat_template` from `tokenizer_config.json`, or a separate `chat_template.jinja`.

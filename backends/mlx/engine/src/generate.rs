@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use mlx_rs::Array;
 use ollmlx_models::{KvCache, LogitsMode};
-use tokio::sync::mpsc::Sender;
 
-use crate::engine::{EngineEvent, KeepAlive, ModelRef, Resident};
+use crate::engine::{KeepAlive, ModelRef, Resident};
 use crate::error::EngineError;
 use crate::sampler::SamplerConfig;
 use crate::template::ChatMessage;
@@ -240,22 +239,12 @@ pub(crate) fn tokenize(
     Ok(ids)
 }
 
-/// What a prefill leaves: the request's caches, the tokens they hold, the logits of the last
-/// prompt position and how many prompt tokens were evaluated (the rest came from a cache).
-pub(crate) type Prefilled = (Vec<KvCache>, Vec<u32>, Array, usize);
-
-/// Evaluate `ids` after the longest prefix already cached: the model's live cache (the last
-/// finished request, taken over) or, when longer, a snapshot from the prefix cache (another
-/// conversation of this model). At least one token is evaluated to get logits. Chunked: each
-/// chunk is evaluated (bounding the graph and the attention scores) and gives the client a
-/// chance to cancel (`Ok(None)`; what was evaluated stays as the live cache).
-pub(crate) fn prefill(
-    m: &mut Resident,
-    ids: &[u32],
-    req: &GenerateRequest,
-    reply: &Sender<EngineEvent>,
-) -> Result<Option<Prefilled>, EngineError> {
-    let max_reuse = ids.len() - 1;
+/// The longest cached prefix of `ids`: the model's live cache (the last finished request, taken
+/// over) or, when longer, a snapshot from the prefix cache (another conversation of this model),
+/// cut to the common prefix (at most `ids.len() - 1`: one token is always evaluated, for the
+/// logits). Returns the caches and the tokens they hold; counts the hit/miss.
+pub(crate) fn reuse_prefix(m: &mut Resident, ids: &[u32]) -> (Vec<KvCache>, Vec<u32>) {
+    let max_reuse = ids.len().saturating_sub(1);
     let mut caches = std::mem::take(&mut m.caches);
     let mut cached = std::mem::take(&mut m.cached_tokens);
     let live = crate::prefix_cache::common_prefix(&cached, ids).min(max_reuse);
@@ -276,25 +265,27 @@ pub(crate) fn prefill(
     }
     m.prefix_counters
         .record(cached.len(), ids.len() - cached.len());
-    let from = cached.len();
-    let chunk = req.num_batch.max(m.prefill_chunk).max(1);
-    let mut logits = None;
-    for part in ids[from..].chunks(chunk) {
-        let l = forward(m, &mut caches, part)?;
-        l.eval()?;
-        cached.extend_from_slice(part);
-        logits = Some(l);
-        if reply.is_closed() {
-            m.caches = caches;
-            m.cached_tokens = cached;
-            return Ok(None);
-        }
+    (caches, cached)
+}
+
+/// Evaluate the next `chunk` tokens of `ids` after the `cached` ones (evaluated now: bounds the
+/// graph and the attention scores); their logits at the last position.
+pub(crate) fn prefill_chunk(
+    m: &Resident,
+    caches: &mut [KvCache],
+    cached: &mut Vec<u32>,
+    ids: &[u32],
+    chunk: usize,
+) -> Result<Array, EngineError> {
+    let from = cached.len().min(ids.len());
+    let part = &ids[from..(from + chunk.max(1)).min(ids.len())];
+    if part.is_empty() {
+        return Err(EngineError::InvalidRequest("nothing to evaluate".into()));
     }
-    if ids.len() - from > chunk {
-        mlx_rs::memory::clear_cache()?;
-    }
-    let logits = logits.ok_or_else(|| EngineError::InvalidRequest("nothing to evaluate".into()))?;
-    Ok(Some((caches, cached, logits, ids.len() - from)))
+    let l = forward(m, caches, part)?;
+    l.eval()?;
+    cached.extend_from_slice(part);
+    Ok(l)
 }
 
 /// Ollama's context shift: `history` filled the window; keep `history[..n_keep]`, drop

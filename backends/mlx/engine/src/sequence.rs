@@ -9,7 +9,7 @@
 //! parsing, `num_predict`, context end. [`Sequence::finish`] flushes and builds the final
 //! [`Done`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlx_rs::Array;
 use ollmlx_models::KvCache;
@@ -30,11 +30,8 @@ use crate::tools::ToolParser;
 pub(crate) enum Started {
     /// Finished without decoding (a load-only request).
     Done(Done),
-    /// The client went away during prefill.
-    Cancelled,
-    /// Ready to decode: the sequence, its caches (one per layer, holding `seq.cached`) and the
-    /// logits of its last prompt position (`[1, 1, vocab]`).
-    Running(Box<Sequence>, Vec<KvCache>, Array),
+    /// Set up; its prompt is evaluated by [`Prefill::advance`] (in the batch's turn).
+    Prefilling(Box<Prefill>),
 }
 
 /// What a row does after a token was streamed.
@@ -57,7 +54,7 @@ pub(crate) struct Sequence {
     t0: Instant,
     stats: GenStats,
     decode_start: Instant,
-    sampler: Sampler,
+    pub(crate) sampler: Sampler,
     /// Prompt + generated tokens (after truncation / shifts).
     pub(crate) history: Vec<u32>,
     /// Tokens whose keys/values this row's cache holds, in order.
@@ -66,19 +63,20 @@ pub(crate) struct Sequence {
     stop: StopMatcher,
     output: OutputPipeline,
     guide: Option<Guide>,
-    generated: usize,
+    pub(crate) generated: usize,
     pub(crate) num_ctx: usize,
     /// Greedy without host-side penalties, `format` or logprobs: the token is the device argmax.
     pub(crate) device_greedy: bool,
 }
 
-/// Render, tokenize, reuse the longest cached prefix (the model's live cache or a prefix-cache
-/// snapshot), prefill the rest in chunks, and set up the decode state.
+/// Render, tokenize, find the longest cached prefix (the model's live cache or a prefix-cache
+/// snapshot) and set up the decode state; the rest of the prompt is evaluated by
+/// [`Prefill::advance`].
 pub(crate) fn start(
     m: &mut Resident,
     req: Box<GenerateRequest>,
     reply: Sender<EngineEvent>,
-    load: std::time::Duration,
+    load: Duration,
     t0: Instant,
 ) -> Result<Started, EngineError> {
     let mut stats = GenStats {
@@ -114,15 +112,11 @@ pub(crate) fn start(
     );
     let ids = generate::tokenize(m, &text, &req)?;
     let num_ctx = req.num_ctx.max(2);
-    let prefill_start = Instant::now();
-    let Some((caches, cached, logits, evaluated)) = generate::prefill(m, &ids, &req, &reply)?
-    else {
-        return Ok(Started::Cancelled);
-    };
-    stats.prompt_eval = prefill_start.elapsed();
-    stats.prompt_eval_count = evaluated as u64;
+    let (caches, cached) = generate::reuse_prefix(m, &ids);
+    let reused = cached.len();
     let guide = Guide::new(m, req.format.as_ref(), req.logprobs, thinking_on, &text)?;
     let device_greedy = sampler_runs_on_device(&req.sampler) && guide.is_none();
+    let solo_chunk = req.num_batch.max(m.prefill_chunk).max(1);
     let seq = Sequence {
         sampler: Sampler::new(req.sampler.clone()),
         stop: StopMatcher::new(&req.stop),
@@ -140,10 +134,126 @@ pub(crate) fn start(
         num_ctx,
         device_greedy,
     };
-    Ok(Started::Running(Box::new(seq), caches, logits))
+    Ok(Started::Prefilling(Box::new(Prefill {
+        seq,
+        caches,
+        logits: None,
+        reused,
+        solo_chunk,
+        spent: Duration::ZERO,
+    })))
+}
+
+/// A request whose prompt is being evaluated, chunk by chunk.
+pub(crate) struct Prefill {
+    seq: Sequence,
+    caches: Vec<KvCache>,
+    logits: Option<Array>,
+    reused: usize,
+    solo_chunk: usize,
+    spent: Duration,
+}
+
+/// Where a [`Prefill`] stands after [`Prefill::advance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrefillState {
+    /// The whole prompt is in the cache: decode.
+    Ready,
+    /// More chunks to go.
+    More,
+    /// The client went away.
+    Cancelled,
+}
+
+impl Prefill {
+    /// Evaluate the prompt: all of it in chunks of `max(num_batch, prefill_chunk)` when
+    /// `interleave` is false, else one chunk of `num_batch` tokens (other requests are decoding
+    /// and get a step between chunks).
+    pub(crate) fn advance(
+        &mut self,
+        m: &Resident,
+        interleave: bool,
+    ) -> Result<PrefillState, EngineError> {
+        let chunk = if interleave {
+            self.seq.req.num_batch.max(1)
+        } else {
+            self.solo_chunk
+        };
+        let total = self.seq.history.len();
+        let before = self.seq.cached.len();
+        loop {
+            let t = Instant::now();
+            let l = generate::prefill_chunk(
+                m,
+                &mut self.caches,
+                &mut self.seq.cached,
+                &self.seq.history,
+                chunk,
+            )?;
+            self.spent += t.elapsed();
+            self.logits = Some(l);
+            if self.seq.reply.is_closed() {
+                return Ok(PrefillState::Cancelled);
+            }
+            if self.seq.cached.len() >= total {
+                if total - before > chunk {
+                    mlx_rs::memory::clear_cache()?;
+                }
+                return Ok(PrefillState::Ready);
+            }
+            if interleave {
+                return Ok(PrefillState::More);
+            }
+        }
+    }
+
+    /// The decode state, its caches and the last prompt position's logits.
+    pub(crate) fn into_running(self) -> Result<(Box<Sequence>, Vec<KvCache>, Array), EngineError> {
+        let Prefill {
+            mut seq,
+            caches,
+            logits,
+            reused,
+            spent,
+            ..
+        } = self;
+        let logits =
+            logits.ok_or_else(|| EngineError::InvalidRequest("nothing to evaluate".into()))?;
+        seq.stats.prompt_eval = spent;
+        seq.stats.prompt_eval_count = (seq.history.len() - reused) as u64;
+        seq.decode_start = Instant::now();
+        Ok((Box::new(seq), caches, logits))
+    }
+
+    /// The request and what its caches hold, when it stops before decoding.
+    pub(crate) fn into_parts(self) -> (Sequence, Vec<KvCache>) {
+        (self.seq, self.caches)
+    }
 }
 
 impl Sequence {
+    /// Whether this request decodes speculatively with `m`'s loaded draft: it names that draft
+    /// and needs no `format` / logprobs hook (the draft's proposals bypass it).
+    pub(crate) fn wants_draft(&self, m: &Resident) -> bool {
+        self.guide.is_none()
+            && self
+                .req
+                .draft
+                .as_ref()
+                .is_some_and(|d| m.draft.as_ref().is_some_and(|(path, _)| *path == d.path))
+    }
+
+    /// Tokens this request may still produce before `num_predict` or the context end.
+    pub(crate) fn budget(&self) -> usize {
+        let predict = self
+            .req
+            .num_predict
+            .map_or(usize::MAX, |n| n.saturating_sub(self.generated));
+        predict
+            .min(self.num_ctx.saturating_sub(self.history.len()))
+            .max(1)
+    }
+
     /// The next token is certainly the last one (`num_predict` or the context end): no step
     /// needs to be scheduled ahead for it.
     pub(crate) fn next_is_last(&self) -> bool {

@@ -280,3 +280,74 @@ fn rows_shifting_their_context_inside_a_batch_match_their_solo_runs() {
         assert_eq!(done.context.as_ref(), Some(&want[i].1), "request {i} ids");
     }
 }
+
+#[test]
+fn a_long_prompt_is_prefilled_in_chunks_between_the_running_rows_decode_steps() {
+    let Some(path) = model_path() else { return };
+    // No prefix cache: the long prompt's solo run must not serve the batched one.
+    let e = Engine::start(EngineConfig {
+        num_parallel: 2,
+        prefix_cache_bytes: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let long_prompt =
+        "The quick brown fox jumps over the lazy dog near the river bank. ".repeat(40);
+    let long = || {
+        let mut r = request(&path, &long_prompt, 8, greedy());
+        r.num_batch = 64; // prefill chunk while others decode
+        r
+    };
+    let want_long = alone(&e, long());
+    // Other requests next, so the live cache does not hold the long prompt either.
+    let want_short = alone(&e, request(&path, PROMPTS[1], 48, greedy()));
+    let _ = alone(&e, request(&path, PROMPTS[3], 2, greedy()));
+
+    // A short request decodes; the long one arrives once it streams.
+    let mut rx_a = submit(&e, request(&path, PROMPTS[1], 48, greedy()));
+    let mut a_times = Vec::new();
+    let mut a_text = String::new();
+    while a_times.len() < 2 {
+        if let Some(EngineEvent::Text(t)) = rx_a.blocking_recv() {
+            a_times.push(Instant::now());
+            a_text.push_str(&t);
+        }
+    }
+    let b_submitted = Instant::now();
+    let rx_b = submit(&e, long());
+    let reader_b = std::thread::spawn(move || drain(rx_b));
+    let a_done = loop {
+        match rx_a.blocking_recv().expect("stream closed") {
+            EngineEvent::Text(t) => {
+                a_times.push(Instant::now());
+                a_text.push_str(&t);
+            }
+            EngineEvent::Done(d) => break d,
+            EngineEvent::Error(err) => panic!("{err}"),
+            _ => {}
+        }
+    };
+    let (b_text, b_done, b_first, _) = reader_b.join().unwrap();
+    assert_eq!(
+        a_text, want_short.0,
+        "the running row's output is unchanged"
+    );
+    assert_eq!(a_done.context.as_ref(), Some(&want_short.1));
+    assert_eq!(b_text, want_long.0, "the long prompt's output is unchanged");
+    assert_eq!(b_done.context.as_ref(), Some(&want_long.1));
+    let prompt_tokens = b_done.stats.prompt_eval_count;
+    assert!(
+        prompt_tokens > 400,
+        "long prompt: {prompt_tokens} tokens evaluated"
+    );
+    // ~10 chunks of 64: the running row keeps decoding between them instead of waiting for
+    // the whole prompt.
+    let during = a_times
+        .iter()
+        .filter(|t| **t > b_submitted && **t < b_first)
+        .count();
+    assert!(
+        during >= 4,
+        "only {during} tokens of the running row while {prompt_tokens} prompt tokens were prefilled"
+    );
+}

@@ -1,0 +1,194 @@
+//! Speculative decoding inside the engine's scheduler on the real SmolLM2 GGUF: a request naming
+//! a draft model decodes in draft-and-verify rounds when it is the only row, and its output is
+//! the output without a draft — greedy token for token, through stop strings, a context shift
+//! and another request joining mid-way (the speculating row goes back to batched decoding).
+//! The draft here is the target itself (every draft accepted: the integration is what is under
+//! test; acceptance rules and a smaller draft are in `speculative_smollm2.rs`). Skips loudly
+//! without the weights.
+
+use std::path::{Path, PathBuf};
+
+use ollmlx_engine::{
+    Done, Engine, EngineConfig, EngineEvent, GenerateRequest, ModelRef, Prompt, SamplerConfig,
+};
+
+fn model_path() -> Option<PathBuf> {
+    let p = std::env::var_os("OLLMLX_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; run scripts/fetch-models.sh",
+            p.display()
+        );
+        None
+    }
+}
+
+fn greedy() -> SamplerConfig {
+    SamplerConfig {
+        temperature: 0.0,
+        repeat_penalty: 1.0,
+        ..Default::default()
+    }
+}
+
+fn request(path: &Path, prompt: &str, n: usize, draft: bool) -> GenerateRequest {
+    let model = ModelRef {
+        name: "smollm2".into(),
+        path: path.to_path_buf(),
+    };
+    let mut req = GenerateRequest::new(
+        model,
+        Prompt::Text {
+            prompt: prompt.into(),
+            system: String::new(),
+            raw: false,
+        },
+    );
+    req.sampler = greedy();
+    req.num_predict = Some(n);
+    req.return_context = true;
+    if draft {
+        req.draft = Some(ModelRef {
+            name: "smollm2-draft".into(),
+            path: path.to_path_buf(),
+        });
+    }
+    req
+}
+
+type Rx = tokio::sync::mpsc::Receiver<EngineEvent>;
+
+fn submit(e: &Engine, req: GenerateRequest) -> Rx {
+    let (tx, rx) = tokio::sync::mpsc::channel(512);
+    e.generate(req, tx).unwrap();
+    rx
+}
+
+fn drain(mut rx: Rx) -> (String, Done) {
+    let mut text = String::new();
+    loop {
+        match rx.blocking_recv().expect("stream closed without Done") {
+            EngineEvent::Text(t) => text.push_str(&t),
+            EngineEvent::Done(d) => return (text, d),
+            EngineEvent::Error(e) => panic!("engine error: {e}"),
+            _ => {}
+        }
+    }
+}
+
+fn run(e: &Engine, req: GenerateRequest) -> (String, Vec<u32>, Done) {
+    let (text, done) = drain(submit(e, req));
+    (text, done.context.clone().unwrap_or_default(), done)
+}
+
+const COUNT: &str = "Count from 1 to 30, separated by commas.";
+
+#[test]
+fn greedy_with_a_draft_equals_greedy_without_through_stops_and_shifts() {
+    let Some(path) = model_path() else { return };
+    let e = Engine::start(EngineConfig::default()).unwrap();
+    // Plain run, then with the draft.
+    let plain = run(&e, request(&path, COUNT, 48, false));
+    let spec = run(&e, request(&path, COUNT, 48, true));
+    assert_eq!(spec.0, plain.0, "text");
+    assert_eq!(spec.1, plain.1, "token ids");
+    assert_eq!(spec.2.stats.eval_count, 48);
+
+    // A stop string inside an accepted run of draft tokens ends the output at the same place.
+    let stopped = |draft| {
+        let mut r = request(&path, COUNT, 48, draft);
+        r.stop = vec!["7,".into()];
+        run(&e, r)
+    };
+    let (a, b) = (stopped(false), stopped(true));
+    assert_eq!(b.0, a.0, "stop string");
+    assert_eq!(b.2.reason, a.2.reason);
+
+    // Past the window: the context shift happens in the middle of speculative rounds.
+    let shifted = |draft| {
+        let mut r = request(&path, COUNT, 70, draft);
+        r.num_ctx = 64;
+        run(&e, r)
+    };
+    let (a, b) = (shifted(false), shifted(true));
+    assert_eq!(b.2.stats.eval_count, 70, "generated past the window");
+    assert_eq!(b.0, a.0, "shifted text");
+    assert_eq!(b.1, a.1, "shifted ids");
+}
+
+#[test]
+fn a_request_joining_a_speculating_row_leaves_both_outputs_unchanged() {
+    let Some(path) = model_path() else { return };
+    let e = Engine::start(EngineConfig {
+        num_parallel: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let other = "List three uses of copper.";
+    let want_a = run(&e, request(&path, COUNT, 40, false));
+    let want_b = run(&e, request(&path, other, 24, false));
+    // A speculates alone; B arrives once A streams, they batch, A resumes speculating after.
+    let mut rx_a = submit(&e, request(&path, COUNT, 40, true));
+    let mut a_text = String::new();
+    while a_text.len() < 8 {
+        if let Some(EngineEvent::Text(t)) = rx_a.blocking_recv() {
+            a_text.push_str(&t);
+        }
+    }
+    let rx_b = submit(&e, request(&path, other, 24, false));
+    let b = std::thread::spawn(move || drain(rx_b));
+    let (rest, a_done) = drain(rx_a);
+    a_text.push_str(&rest);
+    let (b_text, b_done) = b.join().unwrap();
+    assert_eq!(a_text, want_a.0, "speculating row");
+    assert_eq!(a_done.context.unwrap_or_default(), want_a.1);
+    assert_eq!(b_text, want_b.0, "joining row");
+    assert_eq!(b_done.context.unwrap_or_default(), want_b.1);
+}
+
+#[test]
+fn seeded_sampling_with_a_draft_is_reproducible() {
+    let Some(path) = model_path() else { return };
+    let e = Engine::start(EngineConfig::default()).unwrap();
+    let sampled = || {
+        let mut r = request(&path, "Write a short poem about the sea.", 32, true);
+        r.sampler = SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.9,
+            seed: Some(1234),
+            ..Default::default()
+        };
+        r
+    };
+    let a = run(&e, sampled());
+    let b = run(&e, sampled());
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.2.stats.eval_count, 32);
+}
+
+#[test]
+fn an_unloadable_draft_fails_the_request_with_a_clear_error() {
+    let Some(path) = model_path() else { return };
+    let e = Engine::start(EngineConfig::default()).unwrap();
+    let mut r = request(&path, COUNT, 8, true);
+    r.draft = Some(ModelRef {
+        name: "missing".into(),
+        path: PathBuf::from("/nonexistent/draft.gguf"),
+    });
+    let mut rx = submit(&e, r);
+    match rx.blocking_recv() {
+        Some(EngineEvent::Error(err)) => assert!(!err.to_string().is_empty()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // The engine goes on serving.
+    let ok = run(&e, request(&path, COUNT, 4, false));
+    assert_eq!(ok.2.stats.eval_count, 4);
+}
