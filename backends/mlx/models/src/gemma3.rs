@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::cache::KvCache;
 use crate::config::GgufMeta;
 use crate::error::{ModelError, Result};
-use crate::nn::{Embedding, Linear, RmsNorm, Rope, RopeScaling};
+use crate::nn::{Embedding, Linear, RmsNorm, Rope, RopeScaling, StepPositions};
 use crate::quant::{self, QuantPlan};
 use crate::weights::{WeightFormat, Weights};
 use crate::{LogitsMode, Model, ModelInfo};
@@ -442,18 +442,36 @@ impl Attention {
             .k_norm
             .forward(&heads(self.k_proj.forward(x)?, cfg.num_kv_heads)?)?;
         let v = heads(self.v_proj.forward(x)?, cfg.num_kv_heads)?;
-        let offset = cache.offset();
-        let q = self.rope.forward(&q, offset)?;
-        let k = self.rope.forward(&k, offset)?;
+        let pos = StepPositions::of(cache, l);
+        let q = pos.rope(&self.rope, &q)?;
+        let k = pos.rope(&self.rope, &k)?;
         let (k, v) = cache.update(&k, &v)?;
         let scale = cfg.query_pre_attn_scalar.powf(-0.5);
-        let (k, v, window_mask) = match self.window {
-            Some(wnd) => window_keys(k, v, offset, l, wnd)?,
-            None => (k, v, None),
+        let (k, v, window_mask) = match (self.window, &pos) {
+            (Some(wnd), StepPositions::Scalar(offset)) => window_keys(k, v, *offset, l, wnd)?,
+            // A padded batch decodes one position per row, all ending at the last column: the
+            // window is the last `wnd` columns, with the rows' padding still masked.
+            (Some(wnd), StepPositions::Rows { mask, .. }) if l == 1 => {
+                let cols = k.dim(2);
+                if cols > wnd {
+                    let last = |a: &Array| a.try_index((.., .., cols - wnd.., ..));
+                    let visible = mask.try_index((.., .., .., cols - wnd..))?;
+                    (last(&k)?, last(&v)?, Some(visible))
+                } else {
+                    (k, v, Some(mask.clone()))
+                }
+            }
+            (Some(_), StepPositions::Rows { .. }) => {
+                return Err(ModelError::Invalid(
+                    "sliding-window attention over a padded batch takes one position per row"
+                        .into(),
+                ))
+            }
+            (None, _) => (k, v, None),
         };
         let mask = match &window_mask {
             Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
-            None => (l > 1).then_some(ScaledDotProductAttentionMask::Causal),
+            None => pos.mask(l),
         };
         let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
         let o = o
@@ -470,6 +488,10 @@ impl Model for Gemma3 {
 
     fn new_caches(&self) -> Vec<KvCache> {
         crate::decoder::layer_caches(self.blocks.len())
+    }
+
+    fn supports_batch(&self) -> bool {
+        true // positions from `nn::StepPositions`; windows cut per column (see `forward`)
     }
 
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {

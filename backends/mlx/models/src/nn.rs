@@ -279,6 +279,50 @@ impl Rope {
     }
 }
 
+/// Where this step's new positions sit, read from the cache before it is updated: one scalar
+/// offset when no row of the cache is padded, or per-row offsets and the padding mask of a
+/// padded batch ([`KvCache::stack`]). Every attention that supports batching goes through it.
+pub enum StepPositions {
+    /// Every row continues at this position.
+    Scalar(i32),
+    /// Row `r` continues at `offsets[r]`; `mask` hides padding (and later new positions).
+    Rows {
+        /// `[rows]` int32.
+        offsets: Array,
+        /// Boolean `[rows, 1, L, cols]`.
+        mask: Array,
+    },
+}
+
+impl StepPositions {
+    /// Positions of `l` new tokens appended to `cache`.
+    pub fn of(cache: &KvCache, l: i32) -> Self {
+        match cache.padding() {
+            Some(_) => StepPositions::Rows {
+                offsets: cache.row_offsets(),
+                mask: cache.batch_mask(l),
+            },
+            None => StepPositions::Scalar(cache.offset()),
+        }
+    }
+
+    /// Rotate `x` (`[B, H, L, D]`) for these positions.
+    pub fn rope(&self, rope: &Rope, x: &Array) -> Result<Array> {
+        match self {
+            StepPositions::Scalar(offset) => rope.forward(x, *offset),
+            StepPositions::Rows { offsets, .. } => rope.forward_rows(x, offsets),
+        }
+    }
+
+    /// The attention mask for `l` new positions: the batch mask, or causal when `l > 1`.
+    pub fn mask(&self, l: i32) -> Option<ScaledDotProductAttentionMask<'_>> {
+        match self {
+            StepPositions::Rows { mask, .. } => Some(ScaledDotProductAttentionMask::Array(mask)),
+            StepPositions::Scalar(_) => (l > 1).then_some(ScaledDotProductAttentionMask::Causal),
+        }
+    }
+}
+
 /// Multi-head attention with grouped key/value heads.
 pub struct Attention {
     /// Query projection.
@@ -318,27 +362,12 @@ impl Attention {
         let v = heads(self.v_proj.forward(x)?, self.n_kv_heads)?;
         // A padded batch (rows of different lengths) needs per-row positions and a mask that
         // hides each row's padding; everything else takes the scalar-offset path.
-        let batch_mask = match cache.padding() {
-            Some(_) => {
-                let pos = cache.row_offsets();
-                q = self.rope.forward_rows(&q, &pos)?;
-                k = self.rope.forward_rows(&k, &pos)?;
-                Some(cache.batch_mask(l))
-            }
-            None => {
-                let offset = cache.offset();
-                q = self.rope.forward(&q, offset)?;
-                k = self.rope.forward(&k, offset)?;
-                None
-            }
-        };
+        let pos = StepPositions::of(cache, l);
+        let q = pos.rope(&self.rope, &q)?;
+        let k = pos.rope(&self.rope, &k)?;
         let (k, v) = cache.update(&k, &v)?;
         let scale = (self.head_dim as f32).powf(-0.5);
-        let mask = match &batch_mask {
-            Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
-            None => (l > 1).then_some(ScaledDotProductAttentionMask::Causal),
-        };
-        let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, pos.mask(l), None)?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
             .reshape(&[b, l, self.n_heads * self.head_dim])?;

@@ -6,7 +6,6 @@
 //! `sqrt(1 + ln(max_pos / original_max_pos) / ln(original_max_pos))`, whatever the sequence
 //! length (Hugging Face switches to `short_factor` below the original context).
 
-use mlx_rs::fast::ScaledDotProductAttentionMask;
 use mlx_rs::nn::silu;
 use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::TryIndexOp;
@@ -342,7 +341,7 @@ impl Phi3 {
     }
 
     /// Multiply the rotated features by the longrope attention factor, then rotate.
-    fn position(&self, x: &Array, offset: i32) -> Result<Array> {
+    fn position(&self, x: &Array, pos: &crate::nn::StepPositions) -> Result<Array> {
         let x = match &self.mscale {
             None => x.clone(),
             Some(s) => {
@@ -355,7 +354,7 @@ impl Phi3 {
                 }
             }
         };
-        self.rope.forward(&x, offset)
+        pos.rope(&self.rope, &x)
     }
 
     fn attention(&self, b: &Block, x: &Array, cache: &mut KvCache) -> Result<Array> {
@@ -370,13 +369,12 @@ impl Phi3 {
         let heads = |y: Array, n: i32| -> Result<Array> {
             Ok(y.reshape(&[bsz, l, n, hd])?.transpose_axes(&[0, 2, 1, 3])?)
         };
-        let offset = cache.offset();
-        let q = self.position(&heads(q, nh)?, offset)?;
-        let k = self.position(&heads(k, nkv)?, offset)?;
+        let pos = crate::nn::StepPositions::of(cache, l);
+        let q = self.position(&heads(q, nh)?, &pos)?;
+        let k = self.position(&heads(k, nkv)?, &pos)?;
         let (k, v) = cache.update(&k, &heads(v, nkv)?)?;
-        let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
         let scale = (hd as f32).powf(-0.5);
-        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, pos.mask(l), None)?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
             .reshape(&[bsz, l, nh * hd])?;
@@ -391,6 +389,10 @@ impl Model for Phi3 {
 
     fn new_caches(&self) -> Vec<KvCache> {
         crate::decoder::layer_caches(self.blocks.len())
+    }
+
+    fn supports_batch(&self) -> bool {
+        true // attention positions and masks come from `nn::StepPositions`
     }
 
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {

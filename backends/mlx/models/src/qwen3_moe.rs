@@ -5,7 +5,6 @@
 //! Request path: `ollmlx-engine` → [`crate::Model::forward`] here → `mlx-rs`. Sparse layers are
 //! those not in `mlp_only_layers` whose `(index + 1)` is a multiple of `decoder_sparse_step`.
 
-use mlx_rs::fast::ScaledDotProductAttentionMask;
 use mlx_rs::Array;
 use serde_json::Value;
 
@@ -332,13 +331,12 @@ impl Qwen3Moe {
         let q = b.q_norm.forward(&heads(b.q_proj.forward(x)?, nh)?)?;
         let k = b.k_norm.forward(&heads(b.k_proj.forward(x)?, nkv)?)?;
         let v = heads(b.v_proj.forward(x)?, nkv)?;
-        let offset = cache.offset();
-        let q = self.rope.forward(&q, offset)?;
-        let k = self.rope.forward(&k, offset)?;
+        let pos = crate::nn::StepPositions::of(cache, l);
+        let q = pos.rope(&self.rope, &q)?;
+        let k = pos.rope(&self.rope, &k)?;
         let (k, v) = cache.update(&k, &v)?;
-        let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
         let scale = (hd as f32).powf(-0.5);
-        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, pos.mask(l), None)?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
             .reshape(&[bsz, l, nh * hd])?;
@@ -353,6 +351,10 @@ impl Model for Qwen3Moe {
 
     fn new_caches(&self) -> Vec<KvCache> {
         crate::decoder::layer_caches(self.blocks.len())
+    }
+
+    fn supports_batch(&self) -> bool {
+        true // attention positions and masks come from `nn::StepPositions`
     }
 
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], mode: LogitsMode) -> Result<Array> {

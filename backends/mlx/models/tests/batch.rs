@@ -1,7 +1,8 @@
 //! Padded-batch decoding (continuous batching's model side): rows of different lengths stacked
 //! into one cache with `KvCache::stack` decode in one `[B, 1]` forward pass and each row gets the
 //! logits it gets alone; rows leave (`KvCache::select`) and join mid-decode without disturbing
-//! the others. Runs the llama-family fixtures (llama, qwen2, qwen3: `nn::Attention`) in float32.
+//! the others. Runs the llama-family fixtures (llama, qwen2, qwen3: `nn::Attention`), phi3 and
+//! qwen3_moe, gemma3 (`nn::StepPositions`; gemma3 with its sliding window) in float32.
 
 mod common;
 
@@ -151,4 +152,20 @@ fn qwen2_rows_in_a_padded_batch_decode_as_they_do_alone() {
 #[test]
 fn qwen3_rows_in_a_padded_batch_decode_as_they_do_alone() {
     check_family("qwen3-q4");
+}
+
+#[test]
+fn phi3_rows_in_a_padded_batch_decode_as_they_do_alone() {
+    check_family("phi3-bf16");
+}
+
+#[test]
+fn qwen3_moe_rows_in_a_padded_batch_decode_as_they_do_alone() {
+    check_family("qwen3_moe-q4");
+}
+
+#[test]
+fn gemma3_rows_in_a_padded_batch_decode_as_they_do_alone_across_sliding_windows() {
+    // Window 5 on every other layer: rows of 2-9 prompt tokens plus 8 steps cross it.
+    check_family("gemma3_text-bf16");
 }
