@@ -24,7 +24,10 @@
 //!
 //! The draft length adapts per round ([`Draft::k`]): it starts at [`START_DRAFT`], grows by one
 //! when every draft was accepted, shrinks by one when fewer than half were, within
-//! [`MIN_DRAFT`]..=[`MAX_DRAFT`].
+//! [`MIN_DRAFT`]..=[`MAX_DRAFT`] (or `draft_num_predict`). A draft that keeps missing at length
+//! one is paused: rounds then run the target alone (one token, no draft forward) for
+//! [`FIRST_PAUSE`] rounds, doubling up to [`MAX_PAUSE`] while it keeps missing, so a useless
+//! draft costs a fraction of the decode speed instead of half of it.
 
 use mlx_rs::ops::indexing::argmax_axis;
 use mlx_rs::{Array, Dtype};
@@ -41,6 +44,12 @@ pub const MAX_DRAFT: usize = 8;
 pub const START_DRAFT: usize = 4;
 /// Tokens per draft forward when the draft catches up with a long history (the prompt).
 const CATCH_UP_CHUNK: usize = 512;
+/// Consecutive single-token rounds with nothing accepted before drafting pauses.
+pub const COLD_ROUNDS: u32 = 3;
+/// First pause (rounds decoded without the draft); doubles on each further cold spell.
+pub const FIRST_PAUSE: u32 = 8;
+/// Longest pause.
+pub const MAX_PAUSE: u32 = 256;
 
 /// A probability distribution over token ids: `(token, probability)` pairs.
 pub type Dist = Vec<(u32, f32)>;
@@ -54,6 +63,8 @@ pub struct DraftStats {
     pub proposed: u64,
     /// Draft tokens accepted.
     pub accepted: u64,
+    /// Rounds decoded without drafting (paused after cold spells).
+    pub paused: u64,
 }
 
 /// A draft model with its own caches.
@@ -71,6 +82,12 @@ pub struct Draft {
     pub max_k: usize,
     /// Work done so far.
     pub stats: DraftStats,
+    /// Rounds left to decode without drafting.
+    pub pause: u32,
+    /// Consecutive one-token rounds with nothing accepted.
+    cold: u32,
+    /// Length of the next pause.
+    next_pause: u32,
 }
 
 impl Draft {
@@ -86,6 +103,9 @@ impl Draft {
             k: START_DRAFT,
             max_k: MAX_DRAFT,
             stats: DraftStats::default(),
+            pause: 0,
+            cold: 0,
+            next_pause: FIRST_PAUSE,
         })
     }
 
@@ -113,12 +133,25 @@ impl Draft {
         }
     }
 
-    /// Record a round and adapt the draft length.
+    /// Record a round and adapt the draft length; after [`COLD_ROUNDS`] one-token rounds in a
+    /// row with nothing accepted, drafting pauses ([`FIRST_PAUSE`] rounds, doubling up to
+    /// [`MAX_PAUSE`] while the draft keeps missing; any acceptance resets it).
     fn record(&mut self, proposed: usize, accepted: usize) {
         self.stats.rounds += 1;
         self.stats.proposed += proposed as u64;
         self.stats.accepted += accepted as u64;
         self.k = next_k(self.k, proposed, accepted).min(self.max_k.max(MIN_DRAFT));
+        if accepted > 0 {
+            self.cold = 0;
+            self.next_pause = FIRST_PAUSE;
+        } else if proposed <= MIN_DRAFT {
+            self.cold += 1;
+            if self.cold >= COLD_ROUNDS {
+                self.cold = 0;
+                self.pause = self.next_pause;
+                self.next_pause = (self.next_pause * 2).min(MAX_PAUSE);
+            }
+        }
     }
 
     /// Feed `tokens` to the draft (ids outside its vocabulary are clamped to its last id: the
@@ -222,7 +255,13 @@ pub fn step(
             n - 1
         )));
     }
-    let k = draft.k.min(max_new - 1);
+    let k = if draft.pause > 0 {
+        draft.pause -= 1;
+        draft.stats.paused += 1;
+        0
+    } else {
+        draft.k.min(max_new - 1)
+    };
     let greedy = sampler.config().is_plain_greedy();
     let (drafts, qs) = match k {
         0 => (Vec::new(), Vec::new()),

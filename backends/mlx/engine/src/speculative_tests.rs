@@ -357,6 +357,46 @@ fn a_draft_with_a_smaller_vocabulary_proposes_within_it_and_output_is_unchanged(
 }
 
 #[test]
+fn a_draft_that_keeps_missing_is_paused_with_doubling_backoff_and_output_is_unchanged() {
+    // A draft that never agrees: its logits favour (target argmax + 1) mod V.
+    struct Wrong(Toy);
+    impl Model for Wrong {
+        fn info(&self) -> &ModelInfo {
+            self.0.info()
+        }
+        fn new_caches(&self) -> Vec<KvCache> {
+            self.0.new_caches()
+        }
+        fn forward(
+            &self,
+            tokens: &Array,
+            caches: &mut [KvCache],
+            mode: LogitsMode,
+        ) -> ollmlx_models::Result<Array> {
+            let l = self.0.forward(tokens, caches, mode)?;
+            let v = l.dim(-1) as usize;
+            let mut rows = host_rows(&l).unwrap();
+            rows.chunks_mut(v).for_each(|r| r.rotate_right(1));
+            Ok(Array::from_slice(&rows, l.shape()))
+        }
+    }
+    let target = Toy::new(16, 0.0);
+    let want = plain(&target, &[1, 2], 120, &mut sampler(0.0, 1));
+    let mut draft = Draft::new(Box::new(Wrong(Toy::new(16, 0.0))), target.info()).unwrap();
+    let got = speculative(&target, &mut draft, &[1, 2], 120, &mut sampler(0.0, 1));
+    assert_eq!(got, want);
+    assert_eq!(draft.stats.accepted, 0);
+    // Start at k=4, shrink to 1, then cold spells of 3 rounds separated by pauses of 8, 16, 32,
+    // 64: far more paused rounds than drafted ones.
+    assert!(
+        draft.stats.paused > 3 * draft.stats.rounds,
+        "{:?}",
+        draft.stats
+    );
+    assert!(draft.stats.rounds <= 20, "{:?}", draft.stats);
+}
+
+#[test]
 fn draft_num_predict_caps_the_adaptive_length() {
     let target = Toy::new(16, 0.0);
     let mut draft = Draft::new(Box::new(Toy::new(16, 0.0)), target.info())

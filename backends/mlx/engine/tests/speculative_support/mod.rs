@@ -178,3 +178,79 @@ pub fn speculative_decode(
     }
     (history[prompt.len()..].to_vec(), t0.elapsed())
 }
+
+/// A free "draft model" for benchmarks: prompt lookup (n-gram copying). Its logits after a
+/// position put all the mass on the token that followed the most recent earlier occurrence of
+/// the last 3 (then 2, then 1) tokens; no match gives flat logits. Costs no matmul, so it
+/// isolates what `speculative::step` itself costs and gains when drafts are accepted.
+pub struct Lookup {
+    info: ollmlx_models::ModelInfo,
+    seen: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Lookup {
+    /// A lookup draft for a target with this vocabulary.
+    pub fn new(target: &ollmlx_models::ModelInfo) -> Self {
+        Lookup {
+            info: ollmlx_models::ModelInfo {
+                architecture: "prompt-lookup".into(),
+                num_layers: 1,
+                ..target.clone()
+            },
+            seen: Default::default(),
+        }
+    }
+
+    fn predict(seen: &[u32]) -> Option<u32> {
+        for n in (1..=3usize).rev() {
+            if seen.len() <= n {
+                continue;
+            }
+            let tail = &seen[seen.len() - n..];
+            if let Some(i) = (0..seen.len() - n).rev().find(|&i| &seen[i..i + n] == tail) {
+                return Some(seen[i + n]);
+            }
+        }
+        None
+    }
+}
+
+impl Model for Lookup {
+    fn info(&self) -> &ollmlx_models::ModelInfo {
+        &self.info
+    }
+    fn new_caches(&self) -> Vec<KvCache> {
+        vec![KvCache::new()]
+    }
+    fn forward(
+        &self,
+        tokens: &Array,
+        caches: &mut [KvCache],
+        mode: LogitsMode,
+    ) -> ollmlx_models::Result<Array> {
+        let t = tokens.as_dtype(mlx_rs::Dtype::Int32)?;
+        t.eval()?;
+        let ids: Vec<u32> = t.as_slice::<i32>().iter().map(|&x| x as u32).collect();
+        let start = caches[0].offset() as usize;
+        let kv = mlx_rs::ops::zeros::<f32>(&[1, 1, ids.len() as i32, 1])?;
+        caches[0].update(&kv, &kv)?;
+        let mut seen = self.seen.borrow_mut();
+        seen.truncate(start);
+        seen.extend(&ids);
+        let positions: Vec<usize> = match mode {
+            LogitsMode::All => (0..ids.len()).collect(),
+            LogitsMode::Last => vec![ids.len() - 1],
+        };
+        let v = self.info.vocab_size as usize;
+        let mut out = vec![0f32; v * positions.len()];
+        for (row, &i) in positions.iter().enumerate() {
+            if let Some(t) = Self::predict(&seen[..start + i + 1]) {
+                out[row * v + t as usize] = 30.0;
+            }
+        }
+        Ok(Array::from_slice(
+            &out,
+            &[1, positions.len() as i32, v as i32],
+        ))
+    }
+}
