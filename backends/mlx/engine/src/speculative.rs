@@ -117,11 +117,22 @@ impl Draft {
         self
     }
 
-    /// Forget the cached history (e.g. after the target's context was shifted); the next round
-    /// re-feeds the draft from scratch.
+    /// Forget the cached history (e.g. after the target's context was shifted; the next round
+    /// re-feeds the draft from scratch) and any pause after cold spells. The draft length `k`
+    /// is kept (see [`Draft::restart`]).
     pub fn reset(&mut self) {
         self.caches = self.model.new_caches();
         self.cached.clear();
+        self.pause = 0;
+        self.cold = 0;
+        self.next_pause = FIRST_PAUSE;
+    }
+
+    /// Start afresh for a new request: [`Draft::reset`] plus the first-round draft length, so a
+    /// seeded request makes the same draws whatever ran before it (stats are kept).
+    pub fn restart(&mut self) {
+        self.reset();
+        self.k = START_DRAFT.min(self.max_k.max(MIN_DRAFT));
     }
 
     /// Acceptance rate so far (accepted / proposed; 0 before any proposal).

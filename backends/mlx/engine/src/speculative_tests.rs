@@ -394,6 +394,13 @@ fn a_draft_that_keeps_missing_is_paused_with_doubling_backoff_and_output_is_unch
         draft.stats
     );
     assert!(draft.stats.rounds <= 20, "{:?}", draft.stats);
+    // A new request starts afresh: no pause carried over, first-round length.
+    assert!(draft.pause > 0 || draft.k == MIN_DRAFT);
+    draft.restart();
+    assert_eq!((draft.pause, draft.k), (0, START_DRAFT));
+    let again = speculative(&target, &mut draft, &[1, 2], 5, &mut sampler(0.0, 1));
+    assert_eq!(again, want[..5]);
+    assert!(draft.stats.rounds > 20 || draft.stats.paused > 0);
 }
 
 #[test]
