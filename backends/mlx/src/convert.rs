@@ -37,11 +37,6 @@ pub fn plan(
             req.model
         )));
     }
-    if req.debug_render_only {
-        return Err(BackendError::NotImplemented(
-            "the mlx backend cannot render prompts only yet".into(),
-        ));
-    }
     let keep_alive = req.keep_alive.map(|k| match k {
         KeepAlive::For(d) => EngineKeepAlive::For(d),
         KeepAlive::Forever => EngineKeepAlive::Forever,
@@ -110,6 +105,9 @@ pub fn plan(
         Format::Schema(s) => FormatSpec::Schema(s.clone()),
     });
     g.logprobs = req.logprobs.then_some(req.top_logprobs as usize);
+    // `_debug_render_only` on a Jinja-templated model: the engine renders and answers with the
+    // prompt (Go templates are rendered before the plan, in `gotemplate`).
+    g.render_only = req.debug_render_only;
     Ok(Plan::Generate(Box::new(g)))
 }
 
@@ -190,12 +188,19 @@ pub fn done_event(d: Done) -> Event {
 #[derive(Debug, Default)]
 pub struct EventMapper {
     logprobs: Vec<Logprob>,
+    image_count: usize,
 }
 
 impl EventMapper {
     /// A mapper for one request.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The request carries `n` images (reported with a rendered prompt).
+    pub fn with_images(mut self, n: usize) -> Self {
+        self.image_count = n;
+        self
     }
 
     /// The events for `e` (none while logprobs wait for their text); `Err` ends the stream.
@@ -228,6 +233,10 @@ impl EventMapper {
                 out.push(done_event(d));
                 out
             }
+            EngineEvent::Rendered(prompt) => vec![Event::Rendered {
+                prompt,
+                image_count: self.image_count,
+            }],
             EngineEvent::Error(e) => return Err(error(e)),
         })
     }

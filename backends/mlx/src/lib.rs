@@ -135,8 +135,8 @@ pub(crate) fn generate_on(
 ) -> BackendFuture<EventStream> {
     if req.debug_render_only {
         // Ollama's `_debug_render_only`: answer with the rendered prompt, generate nothing.
-        // Only Go templates render outside the engine; Jinja-templated models fall through to
-        // the planner's refusal.
+        // Go templates render here; Jinja-templated models are rendered by the engine
+        // (`GenerateRequest::render_only`).
         match gotemplate::render(&req, go_template) {
             Ok(Some(prompt)) => {
                 let image_count = gotemplate::image_count(&req);
@@ -170,14 +170,18 @@ pub(crate) fn generate_on(
             convert::Plan::Unload => engine.unload(&name, tx).map_err(convert::error)?,
         }
         // Engine events → `Event`s (logprobs ride on the next text delta: convert::EventMapper).
-        let state = Some((rx, convert::EventMapper::new()));
+        let mapper = convert::EventMapper::new().with_images(gotemplate::image_count(&req));
+        let state = Some((rx, mapper));
         let stream = futures::stream::unfold(state, |state| async move {
             let (mut rx, mut mapper) = state?;
             let Some(e) = rx.recv().await else {
                 let lost = BackendError::Internal("the MLX engine stopped".into());
                 return Some((vec![Err(lost)], None));
             };
-            let last = matches!(e, EngineEvent::Done(_) | EngineEvent::Error(_));
+            let last = matches!(
+                e,
+                EngineEvent::Done(_) | EngineEvent::Error(_) | EngineEvent::Rendered(_)
+            );
             let events = match mapper.map(e) {
                 Ok(evs) => evs.into_iter().map(Ok).collect(),
                 Err(err) => vec![Err(err)],

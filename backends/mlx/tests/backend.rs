@@ -99,3 +99,35 @@ async fn unknown_model_is_not_found() {
         }
     );
 }
+
+#[tokio::test]
+async fn debug_render_only_answers_with_the_jinja_rendered_prompt_and_generates_nothing() {
+    let Some(path) = model_path() else { return };
+    let b = backend(path);
+    let mut r = chat("What is the capital of France?", Options::default());
+    r.debug_render_only = true;
+    let events: Vec<Event> = b
+        .generate(r)
+        .await
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    match events.as_slice() {
+        [Event::Rendered {
+            prompt,
+            image_count,
+        }] => {
+            // SmolLM2's GGUF carries a ChatML Jinja template (with its default system turn).
+            assert!(
+                prompt.ends_with(
+                    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+                ),
+                "{prompt:?}"
+            );
+            assert!(prompt.starts_with("<|im_start|>system\n"), "{prompt:?}");
+            assert_eq!(*image_count, 0);
+        }
+        other => panic!("expected one Rendered event, got {other:?}"),
+    }
+}

@@ -113,6 +113,8 @@ pub enum EngineEvent {
     /// Log probabilities of the next generated token (requests with logprobs); sent before
     /// the text that contains it.
     Logprobs(crate::logprobs::Logprob),
+    /// The rendered prompt of a `render_only` request (terminal).
+    Rendered(String),
     /// Finished.
     Done(generate::Done),
     /// Failed (terminal).
@@ -569,6 +571,7 @@ impl EngineThread {
                 return;
             }
             Ok(Ok(Started::Done(done))) => Some(EngineEvent::Done(done)),
+            Ok(Ok(Started::Rendered(text))) => Some(EngineEvent::Rendered(text)),
             Ok(Err(e)) => Some(EngineEvent::Error(e)),
         };
         self.request_done(&name, keep_alive, batch.as_ref(), last, &reply);

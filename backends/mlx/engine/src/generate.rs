@@ -78,6 +78,9 @@ pub struct GenerateRequest {
     pub logprobs: Option<usize>,
     /// Draft model for speculative decoding (Modelfile `DRAFT` or `options.draft`).
     pub draft: Option<ModelRef>,
+    /// Render the prompt and answer with it ([`crate::EngineEvent::Rendered`]) instead of
+    /// generating (Ollama's `_debug_render_only`).
+    pub render_only: bool,
 }
 
 impl GenerateRequest {
@@ -102,6 +105,7 @@ impl GenerateRequest {
             format: None,
             logprobs: None,
             draft: None,
+            render_only: false,
         }
     }
 }

@@ -30,6 +30,8 @@ use crate::tools::ToolParser;
 pub(crate) enum Started {
     /// Finished without decoding (a load-only request).
     Done(Done),
+    /// A `render_only` request: the prompt as the template rendered it.
+    Rendered(String),
     /// Set up; its prompt is evaluated by [`Prefill::advance`] (in the batch's turn).
     Prefilling(Box<Prefill>),
 }
@@ -102,6 +104,9 @@ pub(crate) fn start(
         Some(t) => t.clone(),
         None => generate::render(m, &req.prompt, m.thinks.then_some(thinking_on))?,
     };
+    if req.render_only {
+        return Ok(Started::Rendered(text));
+    }
     let has_tools = matches!(&req.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
     let output = OutputPipeline::new(
         m.thinks.then(|| {
