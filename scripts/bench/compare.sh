@@ -29,6 +29,9 @@ OPENBLAS="${OPENBLAS:-/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3}"
 OLLMLX="${OLLMLX:-$ROOT/target/release/ollmlx}"
 PORT_OLLMLX="${PORT_OLLMLX:-11501}"
 PORT_MLX="${PORT_MLX:-11502}"
+# Concurrent requests ollmlx decodes together (OLLAMA_NUM_PARALLEL; mlx_lm.server batches up to
+# 32 by default): the concurrency sweep compares the two batching engines.
+PARALLEL="${PARALLEL:-4}"
 mkdir -p "$OUT" "$CACHE/bench"
 
 [ -f "$GGUF" ] || "$ROOT/scripts/fetch-models.sh"
@@ -59,6 +62,7 @@ trap cleanup EXIT
 echo "== starting ollmlx on :$PORT_OLLMLX (fresh store in $OUT/store)"
 rm -rf "$OUT/store"
 OLLAMA_MODELS="$OUT/store" OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" OLLAMA_KEEP_ALIVE=30m \
+  OLLAMA_NUM_PARALLEL="$PARALLEL" \
   "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
 PIDS+=($!)
 echo "== starting mlx_lm.server on :$PORT_MLX (LD_PRELOAD=$OPENBLAS)"
@@ -80,7 +84,7 @@ echo "== machine"
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "mlx (python): $("$VENV/bin/python" -c 'import mlx.core as m; print(m.__version__)')"
   echo "mlx-lm: $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mlx-lm"))')"
-  echo "threads: $THREADS (OPENBLAS_NUM_THREADS), rounds: $ROUNDS"
+  echo "threads: $THREADS (OPENBLAS_NUM_THREADS), rounds: $ROUNDS, ollmlx OLLAMA_NUM_PARALLEL: $PARALLEL"
 } | tee "$OUT/machine.txt"
 
 LLAMA_ARGS=()
