@@ -124,6 +124,9 @@ fn size(path: &std::path::Path) -> u64 {
     }
 }
 
+/// Engine events buffered per request before the engine waits for the client.
+const EVENT_BUFFER: usize = 4096;
+
 /// Run `req` on the engine with the weights of `model`, as a stream of events.
 pub(crate) fn generate_on(
     engine: Engine,
@@ -164,7 +167,10 @@ pub(crate) fn generate_on(
         other => Ok(other),
     });
     Box::pin(async move {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Requests decoding in one batch share the engine thread, which blocks on a full
+        // channel: room for a few thousand events keeps a client that stops reading from
+        // stalling its batch neighbours (tokio allocates the buffer in small blocks as used).
+        let (tx, rx) = tokio::sync::mpsc::channel(EVENT_BUFFER);
         match planned? {
             convert::Plan::Generate(g) => engine.generate(*g, tx).map_err(convert::error)?,
             convert::Plan::Unload => engine.unload(&name, tx).map_err(convert::error)?,
