@@ -13,8 +13,10 @@ generations do not return to their idle values, or RSS grows after warm-up by mo
 
 Environment: OLLMLX_BIN (default target/debug/ollmlx), SOAK_REQUESTS (10000), SOAK_CLIENTS (4),
 SOAK_WARMUP (1000), SOAK_SAMPLE_EVERY (200), SOAK_SEED (1), SOAK_UNLOAD_EVERY (1000: unload the
-chat model once per this many requests, 0 never), SOAK_TIME_CAP_S (default 300 + 0.5 s per
-request), SOAK_RSS_BOUND_PCT (5) and SOAK_RSS_BOUND_MB (32): allowed growth is the larger.
+chat model once per this many requests, 0 never), SOAK_PRIME (200: at most this many one-token
+requests fill the prefix cache to its byte budget before the clock starts, 0 skips),
+SOAK_TIME_CAP_S (default 300 + 0.5 s per request), SOAK_RSS_BOUND_PCT (5) and SOAK_RSS_BOUND_MB
+(32): allowed growth is the larger.
 """
 
 import os
@@ -126,6 +128,29 @@ def metrics(port):
             name, _, value = line.rpartition(" ")
             out[name.split("{")[0]] = float(value)
     return out
+
+
+def prime_prefix_cache(port, most):
+    """Fill the engine's prefix cache to its byte budget before the clock starts: one-token
+    generations of unique prompts until the cache evicts (or `most` requests). Afterwards the
+    cache's share of RSS is at its bound, so later growth is something else. Returns
+    (requests sent, cache bytes, evictions)."""
+    m = {}
+    for i in range(most):
+        body = {"model": mix.GEN_MODEL, "prompt": f"Priming request {i}: say one word.",
+                "stream": False, "options": {"num_predict": 1, "temperature": 0}}
+        c, resp = mix._send(port, "POST", "/api/generate", body)
+        try:
+            mix._json(resp)
+        finally:
+            c.close()
+        if i % 8 == 7:
+            m = metrics(port)
+            if m.get("ollmlx_backend_prefix_cache_evictions_total", 0) > 0:
+                return i + 1, m.get("ollmlx_backend_prefix_cache_bytes", 0), 1
+    m = metrics(port)
+    return (most, m.get("ollmlx_backend_prefix_cache_bytes", 0),
+            m.get("ollmlx_backend_prefix_cache_evictions_total", 0))
 
 
 class Soak:
@@ -287,6 +312,7 @@ def main():
         "sample_every": env_int("SOAK_SAMPLE_EVERY", 200),
         "seed": env_int("SOAK_SEED", 1),
         "unload_every": env_int("SOAK_UNLOAD_EVERY", 1000),
+        "prime": env_int("SOAK_PRIME", 200),
         "time_cap": float(os.environ.get("SOAK_TIME_CAP_S", 300 + 0.5 * n)),
         "bound_pct": float(os.environ.get("SOAK_RSS_BOUND_PCT", 5)),
         "bound_mb": float(os.environ.get("SOAK_RSS_BOUND_MB", 32)),
@@ -315,6 +341,11 @@ def main():
         # Load the embedding model before the clock starts (two concurrent first loads of a
         # safetensors model raced before runner.rs made its link directory atomically).
         mix.run_one(server.port, mix.plan_embed(0, mix.random.Random(0)), mix.Answers())
+        if cfg["prime"]:
+            t = time.monotonic()
+            sent, held, ev = prime_prefix_cache(server.port, cfg["prime"])
+            print(f"prefix cache primed: {sent} requests in {time.monotonic() - t:.0f} s, "
+                  f"{held / MIB:.0f} MiB of snapshots held, evicting: {'yes' if ev else 'no'}")
         time.sleep(0.5)
         idle_before = proc_sample(server.proc.pid)
         soak = Soak(server, cfg)
