@@ -71,7 +71,9 @@ impl MlxRunner {
 impl MlxRunner {
     /// The draft model for speculative decoding: the model named by `options.draft` / Modelfile
     /// `DRAFT <name>` (resolved by the store into `m.draft`; its weights located like any
-    /// model's), else an upstream-style draft layer (`DRAFT <file>`) blob.
+    /// model's), else an upstream-style draft layer (`DRAFT <file>`) blob when it is a GGUF of
+    /// an architecture the engine runs (upstream's MTP / block-diffusion drafts are not: those
+    /// models decode without a draft rather than fail).
     pub fn draft(&self, m: &ResolvedModel) -> Result<Option<ModelRef>, BackendError> {
         if let Some(d) = &m.draft {
             return Ok(Some(ModelRef {
@@ -79,10 +81,18 @@ impl MlxRunner {
                 path: self.weights(d)?,
             }));
         }
-        Ok(m.draft_path.as_ref().map(|p| ModelRef {
-            name: format!("{} (draft)", m.display_name),
-            path: p.clone(),
-        }))
+        let loadable = m.config.draft.as_ref().is_some_and(|d| {
+            matches!(d.model_format.as_str(), "" | "gguf")
+                && ollmlx_models::registry::family(&d.architecture)
+                    .is_some_and(|f| !f.is_embedding())
+        });
+        Ok(m.draft_path
+            .as_ref()
+            .filter(|_| loadable)
+            .map(|p| ModelRef {
+                name: format!("{}/draft", m.display_name),
+                path: p.clone(),
+            }))
     }
 
     /// A model with `ADAPTER` layers: `<assembled>/<manifest digest>/` holding the base (its

@@ -80,3 +80,37 @@ async fn a_named_draft_is_resolved_an_unknown_one_is_404_and_greedy_output_is_un
     // (the server words it per route: `model "no-such-draft" not found, try pulling it first`)
     assert_eq!(e.status(), 404);
 }
+
+/// Upstream's `DRAFT <file>`: the file becomes a draft layer; the runner hands that blob to the
+/// engine when its architecture is one the engine runs, and greedy output is unchanged.
+#[tokio::test]
+async fn an_upstream_draft_layer_of_a_supported_architecture_is_used() {
+    let Some(path) = smollm2() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let runner = std::sync::Arc::new(ollmlx_mlx::MlxRunner::new(Default::default()).unwrap());
+    let backend = ollmlx_store::StoreBackend::new(ollmlx_store::Store::new(dir.path()))
+        .with_runner(runner.clone());
+    import_gguf(&backend, &path, "plain", serde_json::json!({})).await;
+    let digest = common::put(&backend, &path).await;
+    import_gguf(
+        &backend,
+        &path,
+        "layered",
+        serde_json::json!({"draft_files": {"draft.gguf": digest}}),
+    )
+    .await;
+    let m = backend.resolve("layered").await.unwrap().unwrap();
+    assert!(m.draft.is_none());
+    assert_eq!(
+        m.config.draft.as_ref().map(|d| d.architecture.as_str()),
+        Some("llama")
+    );
+    let d = runner.draft(&m).unwrap().expect("the draft layer is used");
+    assert_eq!(Some(&d.path), m.draft_path.as_ref());
+    assert!(runner
+        .draft(&backend.resolve("plain").await.unwrap().unwrap())
+        .unwrap()
+        .is_none());
+    let want = text(&backend, chat("plain", None)).await.unwrap();
+    assert_eq!(text(&backend, chat("layered", None)).await.unwrap(), want);
+}
