@@ -161,6 +161,9 @@ pub(crate) fn generate_on(
     let planned = convert::plan(&req, model, capabilities).and_then(|p| match p {
         convert::Plan::Generate(mut g) if g.prompt != ollmlx_engine::Prompt::LoadOnly => {
             g.rendered = gotemplate::render(&req, go_template)?;
+            if g.rendered.is_some() {
+                g.tool_template = go_template.map(str::to_string);
+            }
             g.draft = draft;
             Ok(convert::Plan::Generate(g))
         }

@@ -66,6 +66,9 @@ pub struct GenerateRequest {
     /// Prompt text already rendered by the model's Go TEMPLATE (Ollama-style); the Jinja chat
     /// template is skipped when set.
     pub rendered: Option<String>,
+    /// The Go TEMPLATE's source when `rendered` came from it: how the model writes tool calls is
+    /// read from it (as Ollama does) instead of from the Jinja template.
+    pub tool_template: Option<String>,
     /// When generation fills `num_ctx`: drop half of the context after the first `num_keep`
     /// tokens and go on (Ollama's context shift, `shift` defaults to true), instead of ending
     /// with `length`.
@@ -100,6 +103,7 @@ impl GenerateRequest {
             think: None,
             relax_thinking: false,
             rendered: None,
+            tool_template: None,
             shift: true,
             num_keep: 4,
             format: None,

@@ -24,7 +24,7 @@ use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
 use crate::thinking::{self, ThinkingParser};
 use crate::tokenizer::Detokenizer;
-use crate::tools::ToolParser;
+use crate::tools::{ToolFormat, ToolParser};
 
 /// What [`start`] produced.
 pub(crate) enum Started {
@@ -113,7 +113,9 @@ pub(crate) fn start(
             let opened = text.trim_end().ends_with(thinking::OPEN);
             (ThinkingParser::new(opened), thinking_on)
         }),
-        m.tool_format.filter(|_| has_tools).map(ToolParser::new),
+        tool_format(m.tool_format, &req)
+            .filter(|_| has_tools)
+            .map(ToolParser::new),
     );
     let ids = generate::tokenize(m, &text, &req)?;
     let num_ctx = req.num_ctx.max(2);
@@ -369,6 +371,15 @@ impl Sequence {
     }
 }
 
+/// How the model writes tool calls for `req`: read from the Go TEMPLATE the prompt was rendered
+/// with, else the model's own (Jinja) template's format.
+fn tool_format(model: Option<ToolFormat>, req: &GenerateRequest) -> Option<ToolFormat> {
+    match (&req.rendered, &req.tool_template) {
+        (Some(_), Some(t)) => ToolFormat::detect(t),
+        _ => model,
+    }
+}
+
 /// Send `events` in order; false when the client went away.
 pub(crate) fn send_all(reply: &Sender<EngineEvent>, events: Vec<EngineEvent>) -> bool {
     events.into_iter().all(|e| reply.blocking_send(e).is_ok())
@@ -380,4 +391,46 @@ pub(crate) fn sampler_runs_on_device(c: &SamplerConfig) -> bool {
     c.temperature <= 0.0
         && (c.repeat_last_n == 0
             || (c.repeat_penalty == 1.0 && c.presence_penalty == 0.0 && c.frequency_penalty == 0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ModelRef;
+
+    fn req(rendered: Option<&str>, go: Option<&str>) -> GenerateRequest {
+        let mut r = GenerateRequest::new(
+            ModelRef {
+                name: "m".into(),
+                path: "/m".into(),
+            },
+            Prompt::LoadOnly,
+        );
+        r.rendered = rendered.map(str::to_string);
+        r.tool_template = go.map(str::to_string);
+        r
+    }
+
+    #[test]
+    fn a_go_template_decides_the_tool_call_format_over_the_models_jinja_template() {
+        let hermes = "{{ if .Tools }}<tool_call>{{ end }}{{ .Prompt }}";
+        // The model's Jinja template has no tool syntax; its Go TEMPLATE writes Hermes calls.
+        assert_eq!(
+            tool_format(None, &req(Some("x"), Some(hermes))),
+            Some(ToolFormat::Hermes)
+        );
+        // A Go template without tool syntax: no parser, whatever the Jinja template says.
+        assert_eq!(
+            tool_format(
+                Some(ToolFormat::Hermes),
+                &req(Some("x"), Some("{{ .Prompt }}"))
+            ),
+            None
+        );
+        // Rendered by the Jinja template: the model's own format.
+        assert_eq!(
+            tool_format(Some(ToolFormat::Mistral), &req(None, None)),
+            Some(ToolFormat::Mistral)
+        );
+    }
 }
