@@ -175,6 +175,9 @@ class Soak:
         except OSError:
             prefix = float("nan")
         self.samples.append((done, time.monotonic() - self.t0, rss, threads, fds, prefix))
+        if os.environ.get("SOAK_VERBOSE"):
+            print(f"  sample {done} rss {rss / MIB:.1f} MiB prefix {prefix / MIB:.0f} MiB "
+                  f"threads {threads} fds {fds}", flush=True)
 
     def worker(self):
         port = self.server.port
@@ -351,12 +354,15 @@ def main():
         soak = Soak(server, cfg)
         wall = soak.run()
         idle_after = m = None
-        if server.alive():
-            time.sleep(1.0)  # let hung-up connections finish closing
+        time.sleep(1.0)  # let hung-up connections finish closing
+        try:
             idle_after = proc_sample(server.proc.pid)
             m = metrics(server.port)
-        else:
-            soak.failures.append((-1, "server", f"ollmlx serve died ({server.proc.returncode})"))
+        except OSError as e:
+            soak.failures.append((-1, "server", f"server gone after the load: {e}"))
+        if not server.alive():
+            soak.failures.append((-1, "server", f"ollmlx serve exited ({server.proc.returncode}; "
+                                  "0 = shut down by a signal, see its log)"))
         ok = report(soak, wall, idle_before, idle_after, m)
     except Exception:
         traceback.print_exc()
