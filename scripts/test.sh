@@ -71,3 +71,9 @@ case "$ANSWER" in
   *Paris*) echo "end-to-end: 1 passed, 0 failed" ;;
   *) echo "end-to-end: 0 passed, 1 failed (expected Paris)"; cat "$ELOG"; exit 1 ;;
 esac
+
+echo "== soak (CI variant): 2,000 mixed requests against ollmlx serve + SmolLM2/MiniLM, flat RSS"
+# scripts/soak/soak.py starts and stops its own server (temp model store, free port) and cleans
+# up on failure too; the full 10,000-request soak is `scripts/soak/soak.py` (docs/performance.md).
+kill $E2E 2>/dev/null || true
+OLLMLX_BIN="$ROOT/target/debug/ollmlx" SOAK_REQUESTS=2000 python3 scripts/soak/soak.py
