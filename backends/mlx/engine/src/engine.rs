@@ -534,6 +534,9 @@ impl EngineThread {
         t0: Instant,
         batch: &mut Option<Batch>,
     ) {
+        if reply.is_closed() {
+            return; // the client hung up while queued: nothing to load, render or prefill
+        }
         let load_start = Instant::now();
         if let Err(e) = self.ensure_loaded(&req.model, Some(req.num_ctx)) {
             let _ = reply.blocking_send(EngineEvent::Error(e));

@@ -188,6 +188,9 @@ impl Prefill {
         };
         let total = self.seq.history.len();
         let before = self.seq.cached.len();
+        if self.seq.reply.is_closed() {
+            return Ok(PrefillState::Cancelled);
+        }
         loop {
             let t = Instant::now();
             let l = generate::prefill_chunk(

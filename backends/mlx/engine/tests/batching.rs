@@ -351,3 +351,24 @@ fn a_long_prompt_is_prefilled_in_chunks_between_the_running_rows_decode_steps() 
         "only {during} tokens of the running row while {prompt_tokens} prompt tokens were prefilled"
     );
 }
+
+#[test]
+fn requests_abandoned_while_queued_are_skipped_without_prefilling() {
+    let Some(path) = model_path() else { return };
+    let e = engine(1);
+    let before = e.prefix_cache_stats().prefilled_tokens;
+    // A decodes; five long prompts queue behind it and their clients hang up at once.
+    let rx_a = submit(&e, request(&path, PROMPTS[0], 24, greedy()));
+    let long = "Tell me everything about rivers, lakes and oceans. ".repeat(30);
+    for _ in 0..5 {
+        drop(submit(&e, request(&path, &long, 8, greedy())));
+    }
+    let (_, a, ..) = drain(rx_a);
+    let (_, c, ..) = drain(submit(&e, request(&path, PROMPTS[3], 4, greedy())));
+    let prefilled = e.prefix_cache_stats().prefilled_tokens - before;
+    assert_eq!(
+        prefilled,
+        a.stats.prompt_eval_count + c.stats.prompt_eval_count,
+        "only the requests with a client were prefilled"
+    );
+}
