@@ -108,6 +108,10 @@ pub fn plan(
     // `_debug_render_only` on a Jinja-templated model: the engine renders and answers with the
     // prompt (Go templates are rendered before the plan, in `gotemplate`).
     g.render_only = req.debug_render_only;
+    g.draft_num_predict = req
+        .options
+        .draft_num_predict
+        .map(|n| usize::try_from(n).unwrap_or(0));
     Ok(Plan::Generate(Box::new(g)))
 }
 
@@ -417,6 +421,26 @@ mod tests {
         };
         assert_eq!(g.format, Some(FormatSpec::Json));
         assert_eq!(g.logprobs, None, "top_logprobs alone asks for nothing");
+    }
+
+    #[test]
+    fn draft_num_predict_and_render_only_map_onto_the_engine_request() {
+        let mut r = chat("hi");
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!((g.draft_num_predict, g.render_only), (None, false));
+        r.options.draft_num_predict = Some(2);
+        r.debug_render_only = true;
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!((g.draft_num_predict, g.render_only), (Some(2), true));
+        r.options.draft_num_predict = Some(-1);
+        let Plan::Generate(g) = plan(&r, mref(), None).unwrap() else {
+            panic!("expected generate")
+        };
+        assert_eq!(g.draft_num_predict, Some(0), "negative: no speculation");
     }
 
     #[test]

@@ -554,7 +554,7 @@ impl EngineThread {
             return;
         }
         if let Some(d) = &req.draft {
-            if let Err(e) = load_draft(m, d, opts) {
+            if let Err(e) = load_draft(m, d, opts, req.draft_num_predict) {
                 let _ = reply.blocking_send(EngineEvent::Error(e));
                 return;
             }
@@ -894,11 +894,20 @@ fn load_resident(
 /// Make `d` the draft model of `m` (loaded once, kept until another draft is asked for).
 /// Each request starts the draft afresh (empty cache, first-round draft length), so a seeded
 /// request draws the same random numbers whatever ran before it.
-fn load_draft(m: &mut Resident, d: &ModelRef, opts: LoadOptions) -> Result<(), EngineError> {
+/// `max_k` bounds the draft length (`draft_num_predict`).
+fn load_draft(
+    m: &mut Resident,
+    d: &ModelRef,
+    opts: LoadOptions,
+    max_k: Option<usize>,
+) -> Result<(), EngineError> {
+    let bound = max_k.map_or(crate::speculative::MAX_DRAFT, |n| {
+        n.clamp(crate::speculative::MIN_DRAFT, crate::speculative::MAX_DRAFT)
+    });
     if let Some((path, draft)) = m.draft.as_mut() {
         if *path == d.path {
-            draft.reset();
-            draft.k = crate::speculative::START_DRAFT.min(draft.max_k);
+            draft.max_k = bound;
+            draft.restart();
             return Ok(());
         }
     }
@@ -910,7 +919,7 @@ fn load_draft(m: &mut Resident, d: &ModelRef, opts: LoadOptions) -> Result<(), E
             d.name
         )));
     }
-    let draft = crate::speculative::Draft::new(loaded.model, m.model.info())?;
+    let draft = crate::speculative::Draft::new(loaded.model, m.model.info())?.with_max_k(bound);
     m.draft = Some((d.path.clone(), draft));
     Ok(())
 }

@@ -81,6 +81,9 @@ pub struct GenerateRequest {
     pub logprobs: Option<usize>,
     /// Draft model for speculative decoding (Modelfile `DRAFT` or `options.draft`).
     pub draft: Option<ModelRef>,
+    /// Most tokens the draft proposes per round (Ollama's `draft_num_predict`; `None` = the
+    /// engine's adaptive bound, 0 = do not speculate).
+    pub draft_num_predict: Option<usize>,
     /// Render the prompt and answer with it ([`crate::EngineEvent::Rendered`]) instead of
     /// generating (Ollama's `_debug_render_only`).
     pub render_only: bool,
@@ -109,6 +112,7 @@ impl GenerateRequest {
             format: None,
             logprobs: None,
             draft: None,
+            draft_num_predict: None,
             render_only: false,
         }
     }

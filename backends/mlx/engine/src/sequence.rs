@@ -246,6 +246,7 @@ impl Sequence {
     /// and needs no `format` / logprobs hook (the draft's proposals bypass it).
     pub(crate) fn wants_draft(&self, m: &Resident) -> bool {
         self.guide.is_none()
+            && self.req.draft_num_predict != Some(0)
             && self
                 .req
                 .draft

@@ -100,6 +100,13 @@ fn greedy_with_a_draft_equals_greedy_without_through_stops_and_shifts() {
     assert_eq!(spec.0, plain.0, "text");
     assert_eq!(spec.1, plain.1, "token ids");
     assert_eq!(spec.2.stats.eval_count, 48);
+    // `draft_num_predict` bounds the draft length (1) or turns speculation off (0).
+    for n in [1, 0] {
+        let mut r = request(&path, COUNT, 48, true);
+        r.draft_num_predict = Some(n);
+        let got = run(&e, r);
+        assert_eq!(got.1, plain.1, "draft_num_predict {n}: token ids");
+    }
 
     // A stop string inside an accepted run of draft tokens ends the output at the same place.
     let stopped = |draft| {
