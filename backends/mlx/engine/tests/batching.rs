@@ -3,30 +3,15 @@
 //! greedy rows token for token, seeded sampled rows the same text — through joins, leaves,
 //! cancellations and context shifts. Skips loudly without the weights.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
 
+use common::model_path;
 use ollmlx_engine::{
     Done, Engine, EngineConfig, EngineEvent, GenerateRequest, ModelRef, Prompt, SamplerConfig,
 };
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 const PROMPTS: [&str; 4] = [
     "Write a short poem about the sea.",

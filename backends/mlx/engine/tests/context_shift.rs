@@ -2,30 +2,15 @@
 //! context after `num_keep` is dropped and generation goes on (`shift`, the default); with
 //! `shift: false` it ends with `length` at the window. Skips loudly without the weights.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::model_path;
 use ollmlx_engine::{
     Engine, EngineConfig, EngineEvent, FinishReason, GenerateRequest, ModelRef, Prompt,
     SamplerConfig,
 };
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 fn counting(path: PathBuf, shift: bool, device_greedy: bool) -> GenerateRequest {
     let mut r = GenerateRequest::new(

@@ -1,30 +1,13 @@
 //! Decode pipeline, prefix cache and KV quantization on the real SmolLM2-135M-Instruct GGUF.
 //! They skip loudly when the weights are absent (run `scripts/fetch-models.sh`).
 
-use std::path::PathBuf;
+mod common;
 
+use common::model_path;
 use ollmlx_engine::{
     ChatMessage, Done, Engine, EngineConfig, EngineEvent, GenerateRequest, ModelRef, Prompt,
     SamplerConfig,
 };
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 fn msg(role: &str, content: &str) -> ChatMessage {
     ChatMessage {

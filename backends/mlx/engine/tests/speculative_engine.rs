@@ -6,29 +6,14 @@
 //! test; acceptance rules and a smaller draft are in `speculative_smollm2.rs`). Skips loudly
 //! without the weights.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::model_path;
 use ollmlx_engine::{
     Done, Engine, EngineConfig, EngineEvent, GenerateRequest, ModelRef, Prompt, SamplerConfig,
 };
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 fn greedy() -> SamplerConfig {
     SamplerConfig {
