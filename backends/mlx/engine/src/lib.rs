@@ -18,6 +18,7 @@ pub mod generate;
 pub mod logprobs;
 pub mod output;
 pub mod prefix_cache;
+mod resident;
 pub mod sampler;
 pub mod sequence;
 pub mod speculative;
