@@ -18,7 +18,16 @@ fn main() {
     });
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(64);
     let history: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let engine = match Engine::start(EngineConfig::default()) {
+    // `OLLMLX_BENCH_ROW_LAYOUT=1`: CPU defaults but dense weights kept `[out, in]` and
+    // projections unfused (the layout before `LoadOptions::transpose_dense`), for A/B runs.
+    let mut config = EngineConfig::default();
+    if std::env::var_os("OLLMLX_BENCH_ROW_LAYOUT").is_some() {
+        config.load = Some(ollmlx_models::LoadOptions {
+            transpose_dense: false,
+            ..ollmlx_models::LoadOptions::for_device(true)
+        });
+    }
+    let engine = match Engine::start(config) {
         Ok(e) => e,
         Err(e) => return eprintln!("engine: {e}"),
     };

@@ -387,6 +387,7 @@ mod tests {
         let opts = crate::LoadOptions {
             compute_dtype: Dtype::Float32,
             dequantize: true,
+            transpose_dense: false,
         };
         let mut w = Weights::new(map, opts, crate::WeightFormat::SafeTensors, 64);
         let pooling = PoolingConfig {

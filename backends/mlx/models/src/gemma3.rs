@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::cache::KvCache;
 use crate::config::GgufMeta;
 use crate::error::{ModelError, Result};
-use crate::nn::{Embedding, Linear, RmsNorm, Rope, RopeScaling, StepPositions};
+use crate::nn::{Embedding, Linear, Projections, RmsNorm, Rope, RopeScaling, StepPositions};
 use crate::quant::{self, QuantPlan};
 use crate::weights::{WeightFormat, Weights};
 use crate::{LogitsMode, Model, ModelInfo};
@@ -191,9 +191,8 @@ impl Gemma3Config {
 }
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q, k, v (fused on the CPU layout).
+    qkv: Projections,
     o_proj: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
@@ -206,8 +205,8 @@ struct Block {
     attn: Attention,
     post_attn_norm: RmsNorm,
     pre_ff_norm: RmsNorm,
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// gate, up (fused on the CPU layout).
+    gate_up: Projections,
     down_proj: Linear,
     post_ff_norm: RmsNorm,
 }
@@ -288,8 +287,12 @@ impl Gemma3 {
             let path = name.strip_prefix(root).unwrap_or(&name).to_string();
             quant::linear(w, &name, &path, plan)
         };
-        let embed = Embedding {
-            table: lin(w, n.top("model.embed_tokens"))?,
+        let embed = {
+            let name = n.top("model.embed_tokens");
+            let path = name.strip_prefix(root).unwrap_or(&name).to_string();
+            Embedding {
+                table: quant::linear_as(w, &name, &path, plan, false)?,
+            }
         };
         let mut blocks = Vec::with_capacity(cfg.num_layers as usize);
         for i in 0..cfg.num_layers {
@@ -308,9 +311,11 @@ impl Gemma3 {
             blocks.push(Block {
                 input_norm: norm(w, n.layer(i, "input_layernorm"))?,
                 attn: Attention {
-                    q_proj: lin(w, a("q_proj"))?,
-                    k_proj: lin(w, a("k_proj"))?,
-                    v_proj: lin(w, a("v_proj"))?,
+                    qkv: Projections::new(vec![
+                        lin(w, a("q_proj"))?,
+                        lin(w, a("k_proj"))?,
+                        lin(w, a("v_proj"))?,
+                    ])?,
                     o_proj: lin(w, a("o_proj"))?,
                     q_norm: norm(w, a("q_norm"))?,
                     k_norm: norm(w, a("k_norm"))?,
@@ -319,8 +324,10 @@ impl Gemma3 {
                 },
                 post_attn_norm: norm(w, n.layer(i, "post_attention_layernorm"))?,
                 pre_ff_norm: norm(w, n.layer(i, "pre_feedforward_layernorm"))?,
-                gate_proj: lin(w, n.layer(i, "mlp.gate_proj"))?,
-                up_proj: lin(w, n.layer(i, "mlp.up_proj"))?,
+                gate_up: Projections::new(vec![
+                    lin(w, n.layer(i, "mlp.gate_proj"))?,
+                    lin(w, n.layer(i, "mlp.up_proj"))?,
+                ])?,
                 down_proj: lin(w, n.layer(i, "mlp.down_proj"))?,
                 post_ff_norm: norm(w, n.layer(i, "post_feedforward_layernorm"))?,
             });
@@ -331,6 +338,7 @@ impl Gemma3 {
         } else {
             None
         };
+        let embed = w.tied_head_layout(embed, lm_head.as_ref())?;
         // mlx-lm multiplies by sqrt(hidden) rounded to bfloat16, then cast to the activations'
         // dtype.
         let embed_scale = Array::from_f32((cfg.hidden_size as f32).sqrt())
@@ -370,17 +378,10 @@ impl Gemma3 {
             ] {
                 all.push(&n.weight);
             }
-            for l in [
-                &b.attn.q_proj,
-                &b.attn.k_proj,
-                &b.attn.v_proj,
-                &b.attn.o_proj,
-                &b.gate_proj,
-                &b.up_proj,
-                &b.down_proj,
-            ] {
-                all.extend(l.arrays());
-            }
+            all.extend(b.attn.qkv.arrays());
+            all.extend(b.gate_up.arrays());
+            all.extend(b.attn.o_proj.arrays());
+            all.extend(b.down_proj.arrays());
         }
         all.push(&self.norm.weight);
         if let Some(h) = &self.lm_head {
@@ -435,13 +436,10 @@ impl Attention {
         let heads = |y: Array, n: i32| -> Result<Array> {
             Ok(y.reshape(&[b, l, n, hd])?.transpose_axes(&[0, 2, 1, 3])?)
         };
-        let q = self
-            .q_norm
-            .forward(&heads(self.q_proj.forward(x)?, cfg.num_heads)?)?;
-        let k = self
-            .k_norm
-            .forward(&heads(self.k_proj.forward(x)?, cfg.num_kv_heads)?)?;
-        let v = heads(self.v_proj.forward(x)?, cfg.num_kv_heads)?;
+        let [q, k, v] = self.qkv.forward_n(x)?;
+        let q = self.q_norm.forward(&heads(q, cfg.num_heads)?)?;
+        let k = self.k_norm.forward(&heads(k, cfg.num_kv_heads)?)?;
+        let v = heads(v, cfg.num_kv_heads)?;
         let pos = StepPositions::of(cache, l);
         let q = pos.rope(&self.rope, &q)?;
         let k = pos.rope(&self.rope, &k)?;
@@ -503,8 +501,8 @@ impl Model for Gemma3 {
                 .forward(&b.input_norm.forward(&h)?, cache, &self.cfg)?;
             h = h.add(b.post_attn_norm.forward(&r)?)?;
             let x = b.pre_ff_norm.forward(&h)?;
-            let g = gelu_approximate(b.gate_proj.forward(&x)?)?;
-            let r = b.down_proj.forward(&g.multiply(b.up_proj.forward(&x)?)?)?;
+            let [g, u] = b.gate_up.forward_n(&x)?;
+            let r = b.down_proj.forward(&gelu_approximate(&g)?.multiply(&u)?)?;
             h = h.add(b.post_ff_norm.forward(&r)?)?;
         }
         let logits =

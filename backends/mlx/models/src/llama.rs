@@ -11,7 +11,7 @@ use mlx_rs::Array;
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
 use crate::error::Result;
-use crate::nn::{Attention, Embedding, Linear, Mlp, RmsNorm, Rope, RopeScaling};
+use crate::nn::{Attention, Embedding, Linear, Mlp, Projections, RmsNorm, Rope, RopeScaling};
 use crate::weights::{WeightFormat, Weights};
 use crate::{LogitsMode, Model, ModelInfo};
 
@@ -48,9 +48,11 @@ impl Llama {
             blocks.push(Block {
                 input_norm: w.rms_norm(&format!("{p}.input_layernorm"), cfg.rms_norm_eps)?,
                 attn: Attention {
-                    q_proj: w.linear(&format!("{p}.self_attn.q_proj"))?,
-                    k_proj: w.linear(&format!("{p}.self_attn.k_proj"))?,
-                    v_proj: w.linear(&format!("{p}.self_attn.v_proj"))?,
+                    qkv: Projections::new(vec![
+                        w.linear(&format!("{p}.self_attn.q_proj"))?,
+                        w.linear(&format!("{p}.self_attn.k_proj"))?,
+                        w.linear(&format!("{p}.self_attn.v_proj"))?,
+                    ])?,
                     o_proj: w.linear(&format!("{p}.self_attn.o_proj"))?,
                     n_heads: cfg.num_heads,
                     n_kv_heads: cfg.num_kv_heads,
@@ -72,11 +74,11 @@ impl Llama {
                 },
                 post_norm: w
                     .rms_norm(&format!("{p}.post_attention_layernorm"), cfg.rms_norm_eps)?,
-                mlp: Mlp {
-                    gate_proj: w.linear(&format!("{p}.mlp.gate_proj"))?,
-                    up_proj: w.linear(&format!("{p}.mlp.up_proj"))?,
-                    down_proj: w.linear(&format!("{p}.mlp.down_proj"))?,
-                },
+                mlp: Mlp::new(
+                    w.linear(&format!("{p}.mlp.gate_proj"))?,
+                    w.linear(&format!("{p}.mlp.up_proj"))?,
+                    w.linear(&format!("{p}.mlp.down_proj"))?,
+                )?,
             });
         }
         let norm = w.rms_norm("model.norm", cfg.rms_norm_eps)?;
@@ -85,6 +87,7 @@ impl Llama {
         } else {
             None
         };
+        let embed = w.tied_head_layout(embed, lm_head.as_ref())?;
         let info = ModelInfo {
             architecture: architecture.to_string(),
             vocab_size: cfg.vocab_size,
@@ -113,17 +116,9 @@ impl Llama {
             if let Some((qn, kn)) = &b.attn.qk_norm {
                 all.extend([&qn.weight, &kn.weight]);
             }
-            for l in [
-                &b.attn.q_proj,
-                &b.attn.k_proj,
-                &b.attn.v_proj,
-                &b.attn.o_proj,
-            ] {
-                all.extend(l.arrays());
-            }
-            for l in [&b.mlp.gate_proj, &b.mlp.up_proj, &b.mlp.down_proj] {
-                all.extend(l.arrays());
-            }
+            all.extend(b.attn.qkv.arrays());
+            all.extend(b.attn.o_proj.arrays());
+            all.extend(b.mlp.arrays());
         }
         all.push(&self.norm.weight);
         if let Some(h) = &self.lm_head {

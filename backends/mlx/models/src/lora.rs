@@ -353,6 +353,7 @@ mod tests {
             LoadOptions {
                 compute_dtype: Dtype::Float32,
                 dequantize,
+                transpose_dense: false,
             },
             WeightFormat::SafeTensors,
             64,

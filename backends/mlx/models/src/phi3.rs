@@ -221,7 +221,7 @@ impl Phi3 {
         let dtype = w.options().compute_dtype;
         let lin = |w: &mut Weights, name: &str| quant::linear(w, name, name, plan);
         let embed = Embedding {
-            table: lin(w, "model.embed_tokens")?,
+            table: quant::linear_as(w, "model.embed_tokens", "model.embed_tokens", plan, false)?,
         };
         let mut blocks = Vec::with_capacity(cfg.num_layers as usize);
         for i in 0..cfg.num_layers {
@@ -251,6 +251,7 @@ impl Phi3 {
         } else {
             None
         };
+        let embed = w.tied_head_layout(embed, lm_head.as_ref())?;
         let (rope, mscale) = match &cfg.rope {
             Phi3Rope::Linear { factor } => {
                 let scaling = if *factor == 1.0 {

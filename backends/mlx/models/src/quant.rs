@@ -91,6 +91,19 @@ fn cast(w: &Weights, a: Array) -> Result<Array> {
 /// Build a linear layer from `{prefix}.weight` (+ `.scales`/`.biases`, + `.bias`) with the
 /// plan's group size for `path` (the module path the plan is keyed by).
 pub fn linear(w: &mut Weights, prefix: &str, path: &str, plan: &QuantPlan) -> Result<Linear> {
+    let transpose = w.options().transpose_dense;
+    linear_as(w, prefix, path, plan, transpose)
+}
+
+/// [`linear`] with the dense layout given: `transpose` = [`Linear::DenseT`] (embedding tables
+/// are built row-major, `false`).
+pub fn linear_as(
+    w: &mut Weights,
+    prefix: &str,
+    path: &str,
+    plan: &QuantPlan,
+    transpose: bool,
+) -> Result<Linear> {
     let weight = w.take_raw(&format!("{prefix}.weight"))?;
     let bias = if w.contains(&format!("{prefix}.bias")) {
         Some(w.take_float(&format!("{prefix}.bias"))?)
@@ -98,10 +111,8 @@ pub fn linear(w: &mut Weights, prefix: &str, path: &str, plan: &QuantPlan) -> Re
         None
     };
     if !w.contains(&format!("{prefix}.scales")) {
-        return Ok(Linear::Dense {
-            weight: cast(w, weight)?,
-            bias,
-        });
+        let weight = cast(w, weight)?;
+        return crate::weights::dense(weight, bias, transpose);
     }
     let scales = w.take_raw(&format!("{prefix}.scales"))?;
     let biases = w.take_raw(&format!("{prefix}.biases"))?;
@@ -111,10 +122,8 @@ pub fn linear(w: &mut Weights, prefix: &str, path: &str, plan: &QuantPlan) -> Re
     let (scales, biases) = (cast(w, scales)?, cast(w, biases)?);
     if w.options().dequantize {
         let d = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
-        return Ok(Linear::Dense {
-            weight: cast(w, d)?,
-            bias,
-        });
+        let d = cast(w, d)?;
+        return crate::weights::dense(d, bias, transpose);
     }
     Ok(Linear::Quantized {
         weight,
@@ -227,6 +236,7 @@ mod tests {
         let opts = LoadOptions {
             compute_dtype: mlx_rs::Dtype::Float32,
             dequantize: false,
+            transpose_dense: false,
         };
         // Read with the default group (64) the same packed width would pass as 4-bit: only
         // the override gives the right reading.
@@ -243,7 +253,7 @@ mod tests {
                     bits: 8
                 }
             ),
-            Linear::Dense { .. } => panic!("expected packed"),
+            _ => panic!("expected packed"),
         }
         let got = l.dense_weight().unwrap();
         for (a, b) in got.as_slice::<f32>().iter().zip(&v) {

@@ -12,7 +12,7 @@ use crate::cache::KvCache;
 use crate::config::GgufMeta;
 use crate::error::{ModelError, Result};
 use crate::moe::{SparseMoe, SwitchGlu};
-use crate::nn::{Embedding, Linear, Mlp, RmsNorm, Rope, RopeScaling};
+use crate::nn::{Embedding, Linear, Mlp, Projections, RmsNorm, Rope, RopeScaling};
 use crate::quant::{self, QuantPlan, SwitchWeights};
 use crate::weights::{WeightFormat, Weights};
 use crate::{LogitsMode, Model, ModelInfo};
@@ -154,9 +154,8 @@ enum Ffn {
 
 struct Block {
     input_norm: RmsNorm,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q, k, v (fused on the CPU layout).
+    qkv: Projections,
     o_proj: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
@@ -198,7 +197,7 @@ impl Qwen3Moe {
         let dtype = w.options().compute_dtype;
         let lin = |w: &mut Weights, name: &str| quant::linear(w, name, name, plan);
         let embed = Embedding {
-            table: lin(w, "model.embed_tokens")?,
+            table: quant::linear_as(w, "model.embed_tokens", "model.embed_tokens", plan, false)?,
         };
         let mut blocks = Vec::with_capacity(cfg.num_layers as usize);
         for i in 0..cfg.num_layers {
@@ -244,18 +243,20 @@ impl Qwen3Moe {
                     norm_topk_prob: cfg.norm_topk_prob,
                 })
             } else {
-                Ffn::Dense(Mlp {
-                    gate_proj: lin(w, &format!("{p}.mlp.gate_proj"))?,
-                    up_proj: lin(w, &format!("{p}.mlp.up_proj"))?,
-                    down_proj: lin(w, &format!("{p}.mlp.down_proj"))?,
-                })
+                Ffn::Dense(Mlp::new(
+                    lin(w, &format!("{p}.mlp.gate_proj"))?,
+                    lin(w, &format!("{p}.mlp.up_proj"))?,
+                    lin(w, &format!("{p}.mlp.down_proj"))?,
+                )?)
             };
             let eps = cfg.rms_norm_eps;
             blocks.push(Block {
                 input_norm: w.rms_norm(&format!("{p}.input_layernorm"), eps)?,
-                q_proj: lin(w, &format!("{p}.self_attn.q_proj"))?,
-                k_proj: lin(w, &format!("{p}.self_attn.k_proj"))?,
-                v_proj: lin(w, &format!("{p}.self_attn.v_proj"))?,
+                qkv: Projections::new(vec![
+                    lin(w, &format!("{p}.self_attn.q_proj"))?,
+                    lin(w, &format!("{p}.self_attn.k_proj"))?,
+                    lin(w, &format!("{p}.self_attn.v_proj"))?,
+                ])?,
                 o_proj: lin(w, &format!("{p}.self_attn.o_proj"))?,
                 q_norm: w.rms_norm(&format!("{p}.self_attn.q_norm"), eps)?,
                 k_norm: w.rms_norm(&format!("{p}.self_attn.k_norm"), eps)?,
@@ -269,6 +270,7 @@ impl Qwen3Moe {
         } else {
             None
         };
+        let embed = w.tied_head_layout(embed, lm_head.as_ref())?;
         let rope = Rope::new(cfg.head_dim, false, cfg.rope_theta, &RopeScaling::None);
         let info = ModelInfo {
             architecture: architecture.to_string(),
@@ -296,15 +298,10 @@ impl Qwen3Moe {
             for n in [&b.input_norm, &b.q_norm, &b.k_norm, &b.post_norm] {
                 all.push(&n.weight);
             }
-            for l in [&b.q_proj, &b.k_proj, &b.v_proj, &b.o_proj] {
-                all.extend(l.arrays());
-            }
+            all.extend(b.qkv.arrays());
+            all.extend(b.o_proj.arrays());
             match &b.ffn {
-                Ffn::Dense(m) => {
-                    for l in [&m.gate_proj, &m.up_proj, &m.down_proj] {
-                        all.extend(l.arrays());
-                    }
-                }
+                Ffn::Dense(m) => all.extend(m.arrays()),
                 Ffn::Sparse(s) => all.extend(s.arrays()),
             }
         }
@@ -328,9 +325,10 @@ impl Qwen3Moe {
         let heads = |y: Array, n: i32| -> Result<Array> {
             Ok(y.reshape(&[bsz, l, n, hd])?.transpose_axes(&[0, 2, 1, 3])?)
         };
-        let q = b.q_norm.forward(&heads(b.q_proj.forward(x)?, nh)?)?;
-        let k = b.k_norm.forward(&heads(b.k_proj.forward(x)?, nkv)?)?;
-        let v = heads(b.v_proj.forward(x)?, nkv)?;
+        let [q, k, v] = b.qkv.forward_n(x)?;
+        let q = b.q_norm.forward(&heads(q, nh)?)?;
+        let k = b.k_norm.forward(&heads(k, nkv)?)?;
+        let v = heads(v, nkv)?;
         let pos = crate::nn::StepPositions::of(cache, l);
         let q = pos.rope(&self.rope, &q)?;
         let k = pos.rope(&self.rope, &k)?;

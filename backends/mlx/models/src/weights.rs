@@ -19,6 +19,10 @@ pub struct LoadOptions {
     pub compute_dtype: Dtype,
     /// Dequantize quantized weights at load (faster on the MLX CPU backend, more memory).
     pub dequantize: bool,
+    /// Store dense linear weights transposed ([`Linear::DenseT`]) and fuse projections that
+    /// share an input ([`crate::nn::Projections`]): faster matrix-vector products on the CPU
+    /// backend, same memory.
+    pub transpose_dense: bool,
 }
 
 impl LoadOptions {
@@ -29,13 +33,25 @@ impl LoadOptions {
             LoadOptions {
                 compute_dtype: Dtype::Float32,
                 dequantize: true,
+                transpose_dense: true,
             }
         } else {
             LoadOptions {
                 compute_dtype: Dtype::Bfloat16,
                 dequantize: false,
+                transpose_dense: false,
             }
         }
+    }
+}
+
+/// A dense layer, stored transposed when `transpose` ([`Linear::DenseT`]).
+pub(crate) fn dense(weight: Array, bias: Option<Array>, transpose: bool) -> Result<Linear> {
+    let l = Linear::Dense { weight, bias };
+    if transpose {
+        l.transposed()
+    } else {
+        Ok(l)
     }
 }
 
@@ -150,18 +166,22 @@ impl Weights {
         }
     }
 
-    /// Build a linear layer from `{prefix}.weight` (+ `.scales`/`.biases` when quantized, + `.bias`).
+    /// Build a linear layer from `{prefix}.weight` (+ `.scales`/`.biases` when quantized, + `.bias`),
+    /// dense ones in the layout the options ask for.
     pub fn linear(&mut self, prefix: &str) -> Result<Linear> {
+        self.linear_as(prefix, self.opts.transpose_dense)
+    }
+
+    /// [`Weights::linear`] with the dense layout given: `transpose` = [`Linear::DenseT`].
+    pub fn linear_as(&mut self, prefix: &str, transpose: bool) -> Result<Linear> {
         let weight = self.take_raw(&format!("{prefix}.weight"))?;
         let bias = match self.map.remove(&format!("{prefix}.bias")) {
             Some(b) => Some(self.cast(b)?),
             None => None,
         };
         let Some(scales) = self.map.remove(&format!("{prefix}.scales")) else {
-            return Ok(Linear::Dense {
-                weight: self.cast(weight)?,
-                bias,
-            });
+            let weight = self.cast(weight)?;
+            return dense(weight, bias, transpose);
         };
         let biases = self.take_raw(&format!("{prefix}.biases"))?;
         let group_size = self.quant_group_size;
@@ -181,10 +201,8 @@ impl Weights {
             // bf16 (measured: 0.05 logit error on the q4 parity fixtures vs mlx-lm in float32).
             let (scales, biases) = (self.cast(scales)?, self.cast(biases)?);
             let w = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
-            return Ok(Linear::Dense {
-                weight: self.cast(w)?,
-                bias,
-            });
+            let w = self.cast(w)?;
+            return dense(w, bias, transpose);
         }
         Ok(Linear::Quantized {
             weight,
@@ -195,10 +213,28 @@ impl Weights {
         })
     }
 
-    /// Build an embedding table from `{prefix}.weight` (quantized or not).
+    /// Build an embedding table from `{prefix}.weight` (quantized or not), row-major
+    /// `[vocab, dim]` whatever the options (lookups read rows; see
+    /// [`Weights::tied_head_layout`] for a table that doubles as the output head).
     pub fn embedding(&mut self, prefix: &str) -> Result<Embedding> {
         Ok(Embedding {
-            table: self.linear(prefix)?,
+            table: self.linear_as(prefix, false)?,
+        })
+    }
+
+    /// The embedding of a decoder with a tied output head (`lm_head` is `None`), in the layout
+    /// the options ask for: transposed on the CPU layout, where the head's one-row product
+    /// over the whole vocabulary is the largest matmul of a decode step.
+    pub fn tied_head_layout(
+        &self,
+        embed: Embedding,
+        lm_head: Option<&Linear>,
+    ) -> Result<Embedding> {
+        if lm_head.is_some() || !self.opts.transpose_dense {
+            return Ok(embed);
+        }
+        Ok(Embedding {
+            table: embed.table.transposed()?,
         })
     }
 
@@ -298,9 +334,16 @@ mod tests {
         let opts = LoadOptions {
             compute_dtype: Dtype::Float32,
             dequantize: true,
+            transpose_dense: false,
         };
         let mut w = Weights::new(map.clone(), opts, WeightFormat::Gguf, 32);
         assert!(matches!(w.linear("l").unwrap(), Linear::Dense { .. }));
+        let cpu_layout = LoadOptions {
+            transpose_dense: true,
+            ..opts
+        };
+        let mut w = Weights::new(map.clone(), cpu_layout, WeightFormat::Gguf, 32);
+        assert!(matches!(w.linear("l").unwrap(), Linear::DenseT { .. }));
         let opts = LoadOptions {
             dequantize: false,
             ..opts
@@ -314,7 +357,7 @@ mod tests {
                     bits: 4
                 }
             ),
-            Linear::Dense { .. } => panic!("expected quantized"),
+            _ => panic!("expected quantized"),
         }
     }
 }

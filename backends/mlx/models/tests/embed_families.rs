@@ -259,6 +259,7 @@ fn q8_0_bert_gguf_matches_its_dequantized_reference_dense_and_packed() {
     let packed = LoadOptions {
         compute_dtype: mlx_rs::Dtype::Float32,
         dequantize: false,
+        transpose_dense: false,
     };
     for (label, opts) in [("dequantized", cpu()), ("packed", packed)] {
         let loaded = load(&path, opts).unwrap();
@@ -284,6 +285,7 @@ fn every_kind_runs_in_bfloat16_with_packed_weights_as_on_gpus() {
     let gpu = LoadOptions {
         compute_dtype: mlx_rs::Dtype::Bfloat16,
         dequantize: false,
+        transpose_dense: false,
     };
     for (path, fixture) in [
         ("embed-bert-cls", "embed-bert-cls"),

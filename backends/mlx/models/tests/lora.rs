@@ -26,6 +26,7 @@ fn llama_lora_native_greedy_matches_mlx_lm_with_adapter() {
     let opts = LoadOptions {
         compute_dtype: mlx_rs::Dtype::Bfloat16,
         dequantize: false,
+        transpose_dense: false,
     };
     let m = load(&fixture_dir("llama-lora"), opts).expect("load bf16 + adapter");
     for p in &g.prompts {
@@ -168,6 +169,7 @@ fn requantized_merge_is_within_one_quantization_step_of_the_dense_merge() {
     let packed = LoadOptions {
         compute_dtype: mlx_rs::Dtype::Float32,
         dequantize: false,
+        transpose_dense: false,
     };
     let mut wq = Weights::from_safetensors_dir(&dir, packed, 64).unwrap();
     let rq = lora::apply(&mut wq, &ad, None).unwrap();
@@ -195,7 +197,10 @@ fn requantized_merge_is_within_one_quantization_step_of_the_dense_merge() {
                     ..
                 },
                 Linear::Dense { weight: dense, .. },
-            ) = (wq.linear(&name).unwrap(), wd.linear(&name).unwrap())
+            ) = (
+                wq.linear(&name).unwrap(),
+                wd.linear_as(&name, false).unwrap(),
+            )
             else {
                 panic!("{name}: expected packed vs dense");
             };

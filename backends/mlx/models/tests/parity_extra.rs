@@ -55,6 +55,7 @@ fn qwen3_moe_bf16_native_runs_on_cpu_and_matches_the_f32_record() {
     let opts = LoadOptions {
         compute_dtype: Dtype::Bfloat16,
         dequantize: false,
+        transpose_dense: false,
     };
     let model = load(&fixture_dir(name), opts).expect("load bf16").model;
     for (pi, p) in g.prompts.iter().enumerate() {

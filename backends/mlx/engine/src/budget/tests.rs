@@ -7,10 +7,12 @@ use std::time::Duration;
 const CPU: LoadOptions = LoadOptions {
     compute_dtype: Dtype::Float32,
     dequantize: true,
+    transpose_dense: false,
 };
 const GPU: LoadOptions = LoadOptions {
     compute_dtype: Dtype::Bfloat16,
     dequantize: false,
+    transpose_dense: false,
 };
 
 #[test]

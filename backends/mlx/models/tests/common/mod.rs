@@ -45,6 +45,7 @@ impl Precision {
             Precision::Native => LoadOptions {
                 compute_dtype: Dtype::Bfloat16,
                 dequantize: false,
+                transpose_dense: false,
             },
         }
     }
