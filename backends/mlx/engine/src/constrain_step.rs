@@ -9,13 +9,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use tokio::sync::mpsc::Sender;
-
 use crate::constrain::{self, Constraint, FormatSpec, ThinkGate};
 use crate::constrain_vocab::VocabBytes;
 use crate::engine::{EngineEvent, Resident};
 use crate::error::EngineError;
 use crate::logprobs;
+use crate::outbox::Outbox;
 use crate::sampler::Sampler;
 use crate::thinking;
 
@@ -94,7 +93,7 @@ impl Guide {
         sampler: &mut Sampler,
         mut row: Vec<f32>,
         history: &[u32],
-        reply: &Sender<EngineEvent>,
+        reply: &mut Outbox,
     ) -> Result<Option<u32>, EngineError> {
         if let (Some(spec), None) = (&self.format, &self.constraint) {
             let env = constrain::env_for(&self.path, row.len(), &self.vocab, &self.eos)?;
@@ -117,7 +116,7 @@ impl Guide {
             if !self.eos.contains(&tok) {
                 let lp = logprobs::report(&raw, tok, n, &self.vocab);
                 // A closed channel is noticed by the decode loop right after.
-                let _ = reply.blocking_send(EngineEvent::Logprobs(lp));
+                reply.send(EngineEvent::Logprobs(lp));
             }
         }
         Ok(Some(tok))

@@ -21,6 +21,7 @@ use crate::batch::{Batch, Left};
 use crate::embed::{EmbedJob, EmbedOutput};
 use crate::error::EngineError;
 use crate::generate::{self, GenerateRequest};
+use crate::outbox::Outbox;
 use crate::prefix_cache::{PrefixCacheStats, PrefixCounters};
 pub(crate) use crate::resident::Resident;
 use crate::resident::{disk_size, load_draft, load_resident, ResidentSettings};
@@ -528,7 +529,7 @@ impl EngineThread {
             Ok(Ok(Started::Rendered(text))) => Some(EngineEvent::Rendered(text)),
             Ok(Err(e)) => Some(EngineEvent::Error(e)),
         };
-        self.request_done(&name, keep_alive, batch.as_ref(), last, &reply);
+        self.request_done(&name, keep_alive, batch.as_ref(), last, Outbox::new(reply));
     }
 
     /// One decode step of the batch; rows that left get their final event.
@@ -590,7 +591,7 @@ impl EngineThread {
             }
             Err(e) => Some(EngineEvent::Error(e)),
         };
-        self.request_done(&batch.model, keep_alive, Some(batch), last, &seq.reply);
+        self.request_done(&batch.model, keep_alive, Some(batch), last, seq.reply);
     }
 
     /// After a request: apply its keep-alive (an unload waits for the batch's other rows),
@@ -602,7 +603,7 @@ impl EngineThread {
         keep_alive: KeepAlive,
         batch: Option<&Batch>,
         last: Option<EngineEvent>,
-        reply: &Sender<EngineEvent>,
+        reply: Outbox,
     ) {
         let busy = batch.is_some_and(|b| b.model == name && !b.is_empty());
         let now = Instant::now();
@@ -618,9 +619,7 @@ impl EngineThread {
             }
         }
         self.publish();
-        if let Some(ev) = last {
-            let _ = reply.blocking_send(ev);
-        }
+        reply.finish(last);
     }
 
     /// The batch failed as a whole: every row gets `err`.
@@ -630,7 +629,7 @@ impl EngineThread {
             for seq in b.drain() {
                 let keep_alive = seq.req.keep_alive.unwrap_or(self.config.default_keep_alive);
                 let ev = Some(EngineEvent::Error(err.clone()));
-                self.request_done(&name, keep_alive, None, ev, &seq.reply);
+                self.request_done(&name, keep_alive, None, ev, seq.reply);
             }
         }
     }

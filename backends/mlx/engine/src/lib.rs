@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod logprobs;
+pub mod outbox;
 pub mod output;
 pub mod prefix_cache;
 mod resident;

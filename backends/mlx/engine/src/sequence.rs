@@ -19,6 +19,7 @@ use crate::constrain_step::Guide;
 use crate::engine::{EngineEvent, Resident};
 use crate::error::EngineError;
 use crate::generate::{self, Done, FinishReason, GenStats, GenerateRequest, Prompt};
+use crate::outbox::Outbox;
 use crate::output::OutputPipeline;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
@@ -52,7 +53,7 @@ pub(crate) enum Flow {
 /// The decode state of one request.
 pub(crate) struct Sequence {
     pub(crate) req: Box<GenerateRequest>,
-    pub(crate) reply: Sender<EngineEvent>,
+    pub(crate) reply: Outbox,
     t0: Instant,
     stats: GenStats,
     decode_start: Instant,
@@ -128,7 +129,7 @@ pub(crate) fn start(
         sampler: Sampler::new(req.sampler.clone()),
         stop: StopMatcher::new(&req.stop),
         req,
-        reply,
+        reply: Outbox::new(reply),
         t0,
         stats,
         decode_start: Instant::now(),
@@ -279,7 +280,7 @@ impl Sequence {
     pub(crate) fn pick(&mut self, mut row: Vec<f32>) -> Result<Option<u32>, EngineError> {
         match &mut self.guide {
             None => Ok(Some(self.sampler.sample(&mut row, &self.history))),
-            Some(g) => g.sample(&mut self.sampler, row, &self.history, &self.reply),
+            Some(g) => g.sample(&mut self.sampler, row, &self.history, &mut self.reply),
         }
     }
 
@@ -291,7 +292,7 @@ impl Sequence {
         self.history.push(tok);
         self.generated += 1;
         let out = self.stop.push(&self.detok.push(&m.tokenizer, tok)?);
-        if !send_all(&self.reply, self.output.push(&out.emit)) {
+        if !self.reply.send_all(self.output.push(&out.emit)) {
             return Ok(Flow::Cancelled);
         }
         if out.stopped {
@@ -353,11 +354,11 @@ impl Sequence {
             } else {
                 tail.emit + &self.stop.flush()
             };
-            if !send_all(&self.reply, self.output.push(&rest)) {
+            if !self.reply.send_all(self.output.push(&rest)) {
                 return None;
             }
         }
-        if !send_all(&self.reply, self.output.flush()) {
+        if !self.reply.send_all(self.output.flush()) {
             return None;
         }
         let mut stats = self.stats.clone();
@@ -382,11 +383,6 @@ fn tool_format(model: Option<ToolFormat>, req: &GenerateRequest) -> Option<ToolF
         (Some(_), Some(t)) => ToolFormat::detect(t),
         _ => model,
     }
-}
-
-/// Send `events` in order; false when the client went away.
-pub(crate) fn send_all(reply: &Sender<EngineEvent>, events: Vec<EngineEvent>) -> bool {
-    events.into_iter().all(|e| reply.blocking_send(e).is_ok())
 }
 
 /// Whether the next token can be chosen on the device: greedy and no penalty that needs the

@@ -357,3 +357,38 @@ fn requests_abandoned_while_queued_are_skipped_without_prefilling() {
         "only the requests with a client were prefilled"
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_does_not_stall_the_batch_and_still_gets_its_whole_stream() {
+    let Some(path) = model_path() else { return };
+    let e = engine(4);
+    let (want_text, want_ids) = alone(&e, request(&path, PROMPTS[0], 32, greedy()));
+    // A client that reads nothing: its channel holds one event, it never hangs up.
+    let (tx, stalled) = tokio::sync::mpsc::channel(1);
+    e.generate(request(&path, PROMPTS[0], 32, greedy()), tx)
+        .unwrap();
+    // Other requests in the same batch must finish while it is stalled (a bounded wait, so
+    // an engine that blocks on the stalled client fails here instead of hanging).
+    let t0 = Instant::now();
+    let rxs: Vec<Rx> = PROMPTS[1..]
+        .iter()
+        .map(|p| submit(&e, request(&path, p, 16, greedy())))
+        .collect();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outs: Vec<_> = rxs.into_iter().map(drain).collect();
+        let _ = done_tx.send(outs);
+    });
+    let others = done_rx
+        .recv_timeout(std::time::Duration::from_secs(600))
+        .expect("the other requests did not finish beside a client that stopped reading");
+    for (text, done, ..) in &others {
+        assert!(!text.is_empty());
+        assert!(done.stats.eval_count > 0);
+    }
+    eprintln!("others done in {:?} beside a stalled reader", t0.elapsed());
+    // The stalled client then reads: every event arrives, in order, and ends with Done.
+    let (text, done, ..) = drain(stalled);
+    assert_eq!(text, want_text);
+    assert_eq!(done.context.unwrap_or_default(), want_ids);
+}
