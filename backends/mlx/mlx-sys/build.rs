@@ -6,12 +6,15 @@
 //!    checksum-checked (`MLX_C_SRC` overrides with a local mlx-c checkout).
 //! 2. MLX: `MLX_DIR` (a directory holding `MLXConfig.cmake`), else the official wheel installed
 //!    with `pip install --target` into a project cache (`OLLMLX_MLX_CACHE`, default
-//!    `~/.cache/ollmlx`). On Linux CPU the wheel's reference BLAS is pointed at OpenBLAS.
+//!    `~/.cache/ollmlx`). On Linux CPU the wheel's reference BLAS is replaced by ollmlx's shim
+//!    over OpenBLAS (`build/blas.rs`).
 //! 3. CMake builds `libmlxc.a` (clang >= 15 + libstdc++ on x86_64 Linux) with a force-included
 //!    prelude header; bindgen parses the same headers with the same prelude.
 //! 4. Link `static=mlxc`, `dylib=mlx` and the C++ runtime; publish `lib_dir` (→ `DEP_MLX_LIB_DIR`)
 //!    so dependents can set an rpath.
 
+#[path = "build/blas.rs"]
+mod blas;
 #[path = "build/fetch.rs"]
 mod fetch;
 #[path = "build/install.rs"]
@@ -56,6 +59,9 @@ fn run() -> Result<(), String> {
     let mlx_c = fetch::mlx_c_sources(&out)?;
     let mlx = install::locate_mlx(&target_os, &target_arch)?;
     let tc = toolchain::detect(&target_os, &target_arch)?;
+    if let Some(libs) = &mlx.cpu_libs {
+        blas::use_openblas(libs, &tc.cc)?;
+    }
     let prelude = toolchain::write_prelude(&out)?;
 
     build_mlx_c(&out, &mlx_c, &mlx, &tc, &prelude)?;

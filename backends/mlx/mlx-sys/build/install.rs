@@ -1,10 +1,8 @@
-//! Find MLX (`MLX_DIR`) or install the official wheel into a project cache, and on Linux CPU make
-//! its BLAS resolve to OpenBLAS.
+//! Find MLX (`MLX_DIR`) or install the official wheel into a project cache.
 //!
 //! The wheel layout is `mlx/lib/libmlx.{so,dylib}`, `mlx/include`, `mlx/share/cmake/MLX`, and for
 //! `mlx-cpu` a `mlx_cpu.libs/` directory with the bundled reference BLAS/LAPACK that `libmlx.so`
-//! finds through its `$ORIGIN` rpath. Replacing the bundled `libblas-<hash>.so.*` by a symlink to
-//! OpenBLAS makes matmul ~17x faster on x86_64 (measured); the original is kept as `*.reference`.
+//! finds through its `$ORIGIN` rpath; `blas.rs` replaces that BLAS.
 
 use std::env;
 use std::fs;
@@ -23,15 +21,10 @@ pub struct Mlx {
     pub rpath: Vec<PathBuf>,
     /// `cpu`, `metal`, `cuda-13`, `cuda-12` or `custom` (from `MLX_DIR`).
     pub variant: String,
+    /// The Linux CPU wheel's bundled libraries (`mlx_cpu.libs`), whose BLAS the build replaces
+    /// (`blas.rs`).
+    pub cpu_libs: Option<PathBuf>,
 }
-
-const OPENBLAS_CANDIDATES: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3",
-    "/usr/lib/aarch64-linux-gnu/openblas-pthread/libblas.so.3",
-    "/usr/lib64/libopenblasp.so.0",
-    "/usr/lib64/libopenblas.so.0",
-    "/usr/lib/libopenblas.so.0",
-];
 
 /// Locate or install MLX for this target.
 pub fn locate_mlx(target_os: &str, _target_arch: &str) -> Result<Mlx, String> {
@@ -59,9 +52,6 @@ pub fn locate_mlx(target_os: &str, _target_arch: &str) -> Result<Mlx, String> {
         let with_deps = variant.starts_with("cuda");
         pip_install(&package, &dest, with_deps)?;
     }
-    if target_os == "linux" && variant == "cpu" {
-        use_openblas(&dest.join("mlx_cpu.libs"))?;
-    }
     let lib_dir = dest.join("mlx/lib");
     let mut rpath = vec![lib_dir.clone()];
     if variant.starts_with("cuda") {
@@ -76,11 +66,13 @@ pub fn locate_mlx(target_os: &str, _target_arch: &str) -> Result<Mlx, String> {
             rpath.extend(dirs);
         }
     }
+    let cpu_libs = (target_os == "linux" && variant == "cpu").then(|| dest.join("mlx_cpu.libs"));
     Ok(Mlx {
         cmake_dir,
         lib_dir,
         rpath,
         variant,
+        cpu_libs,
     })
 }
 
@@ -104,6 +96,7 @@ fn from_mlx_dir(cmake_dir: PathBuf) -> Result<Mlx, String> {
         rpath: vec![lib_dir.clone()],
         lib_dir,
         variant: "custom".into(),
+        cpu_libs: None,
     })
 }
 
@@ -186,77 +179,4 @@ fn find_python() -> Option<String> {
         }
     }
     None
-}
-
-/// Point the wheel's bundled `libblas-<hash>.so.*` at OpenBLAS (idempotent).
-fn use_openblas(libs: &Path) -> Result<(), String> {
-    let Ok(entries) = fs::read_dir(libs) else {
-        return Ok(());
-    };
-    let Some(bundled) = entries.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        name.starts_with("libblas-") && !name.ends_with(".reference")
-    }) else {
-        return Ok(());
-    };
-    let reference = PathBuf::from(format!("{}.reference", bundled.display()));
-    let openblas = env::var_os("OLLMLX_OPENBLAS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            OPENBLAS_CANDIDATES
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-        });
-    let allow_reference = env::var("OLLMLX_ALLOW_REFERENCE_BLAS").is_ok_and(|v| v == "1");
-    let is_link = fs::symlink_metadata(&bundled).is_ok_and(|m| m.file_type().is_symlink());
-    match openblas {
-        Some(target) => {
-            if is_link && fs::read_link(&bundled).is_ok_and(|t| t == target) {
-                return Ok(());
-            }
-            if !is_link {
-                fs::rename(&bundled, &reference).map_err(|e| e.to_string())?;
-            } else {
-                fs::remove_file(&bundled).map_err(|e| e.to_string())?;
-            }
-            symlink(&target, &bundled)?;
-            println!("cargo:warning=mlx-sys: MLX's BLAS resolves to OpenBLAS ({})", target.display());
-            Ok(())
-        }
-        None if allow_reference => {
-            if is_link && reference.exists() {
-                fs::remove_file(&bundled).map_err(|e| e.to_string())?;
-                fs::rename(&reference, &bundled).map_err(|e| e.to_string())?;
-            }
-            println!(
-                "cargo:warning=mlx-sys: OpenBLAS not found; MLX uses the wheel's reference BLAS \
-                 (~17x slower matmul)"
-            );
-            Ok(())
-        }
-        None => Err(
-            "OpenBLAS was not found. MLX's CPU wheel bundles a reference BLAS that is ~17x slower; \
-             the build points it at OpenBLAS.\nInstall it (Debian/Ubuntu: apt-get install -y \
-             libopenblas0-pthread), or set OLLMLX_OPENBLAS=/path/to/libblas.so.3, or set \
-             OLLMLX_ALLOW_REFERENCE_BLAS=1 to build with the slow reference BLAS."
-                .into(),
-        ),
-    }
-}
-
-#[cfg(unix)]
-fn symlink(target: &Path, link: &Path) -> Result<(), String> {
-    std::os::unix::fs::symlink(target, link)
-        .map_err(|e| format!("symlinking {} -> {}: {e}", link.display(), target.display()))
-}
-
-#[cfg(not(unix))]
-fn symlink(target: &Path, link: &Path) -> Result<(), String> {
-    fs::copy(target, link)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
