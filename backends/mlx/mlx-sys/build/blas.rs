@@ -7,7 +7,9 @@
 //!   `sgemv` streams it once (2-4x faster per projection, measured: docs/engine.md).
 //!
 //! So the file becomes `blas_shim.c` compiled as a shared library that links OpenBLAS and
-//! answers one-row `cblas_sgemm` calls with `cblas_sgemv` (everything else goes to OpenBLAS).
+//! answers one-row `cblas_sgemm` calls with `cblas_sgemv` and 2-8 row calls against a
+//! row-major matrix (batched decode) with a small kernel that reads the matrix once
+//! (everything else goes to OpenBLAS).
 //! Without a C compiler that can build it, the file becomes a symlink to OpenBLAS (the previous
 //! arrangement). The original is kept as `*.reference`; `OLLMLX_ALLOW_REFERENCE_BLAS=1` builds
 //! without OpenBLAS. At run time `OLLMLX_BLAS_GEMV=0` turns the one-row routing off.
@@ -64,7 +66,7 @@ pub fn use_openblas(libs: &Path, cc: &Path) -> Result<(), String> {
                     fs::rename(&tmp, &bundled).map_err(|e| e.to_string())?;
                     println!(
                         "cargo:warning=mlx-sys: MLX's BLAS is ollmlx's shim over OpenBLAS ({}): \
-                         one-row products use sgemv",
+                         1-8 row products use its own kernel, other one-row products sgemv",
                         target.display()
                     );
                 }
@@ -111,13 +113,13 @@ fn build_shim(cc: &Path, openblas: &Path, bundled: &Path, tmp: &Path) -> Result<
         .unwrap_or_default();
     let dir = openblas.parent().unwrap_or(Path::new("/"));
     let out = Command::new(cc)
-        .args(["-O2", "-fPIC", "-shared", "-o"])
+        .args(["-O3", "-fPIC", "-shared", "-o"])
         .arg(tmp)
         .arg(&src)
         .arg(openblas)
         .arg(format!("-Wl,-soname,{soname}"))
         .arg(format!("-Wl,-rpath,{}", dir.display()))
-        .arg("-ldl")
+        .args(["-ldl", "-lpthread"])
         .output()
         .map_err(|e| format!("running {}: {e}", cc.display()))?;
     if out.status.success() {

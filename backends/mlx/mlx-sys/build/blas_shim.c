@@ -6,13 +6,18 @@
  * multiplying; its sgemv streams the matrix once. This library takes the place of the MLX
  * wheel's bundled BLAS (the file libmlx.so loads), links OpenBLAS, and sends one-row
  * row-major products to cblas_sgemv; every other call, and every other BLAS/LAPACK symbol,
- * goes to OpenBLAS unchanged. OLLMLX_BLAS_GEMV=0 in the environment turns the routing off
- * (for A/B measurements). */
+ * goes to OpenBLAS unchanged. Products of 1 to 8 rows against a row-major matrix (decode
+ * steps, batched or not, on ollmlx's transposed weights) go to a small kernel here that reads
+ * the matrix once for all rows and computes every element the same way whatever the row count.
+ * OLLMLX_BLAS_GEMV=0 in the environment turns both routes off, OLLMLX_BLAS_SMALL_M=0 only the
+ * small kernel (for A/B measurements). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
@@ -40,10 +45,131 @@ int ollmlx_blas_shim_gemv(void) {
     return on;
 }
 
+/* Rows at most, and the column block each thread accumulates at a time (8 x 2048 floats of
+ * accumulators: 64 KiB, in L2; narrower blocks made the 49k-column head slow, measured). */
+enum { SMALL_M = 8, COL_BLOCK = 2048 };
+
+struct small_job {
+    int m, k, j0, j1;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+};
+
+/* c[r, j0..j1] = alpha * sum_k a[r, k] * b[k, j] + beta * c[r, j]: b is read once, row by
+ * row, one column block at a time. The inner loop is element-wise (no reduction), so the
+ * compiler vectorizes it without reassociating anything. */
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+/* AVX2+FMA when the CPU has them (chosen at load time), baseline x86-64 otherwise. */
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+static void small_m_cols(const struct small_job *t) {
+    float acc[SMALL_M][COL_BLOCK];
+    for (int jb = t->j0; jb < t->j1; jb += COL_BLOCK) {
+        int w = t->j1 - jb < COL_BLOCK ? t->j1 - jb : COL_BLOCK;
+        for (int r = 0; r < t->m; r++)
+            for (int j = 0; j < w; j++) acc[r][j] = 0.0f;
+        /* Four rows of b per pass over the accumulators (a quarter of the accumulator
+         * loads and stores); each element still adds its k terms one after another, in
+         * order, so the result is the same as one row at a time. */
+        int kk = 0;
+        for (; kk + 4 <= t->k; kk += 4) {
+            const float *b0 = t->b + (size_t)kk * t->ldb + jb;
+            const float *b1 = b0 + t->ldb, *b2 = b1 + t->ldb, *b3 = b2 + t->ldb;
+            for (int r = 0; r < t->m; r++) {
+                const float *ar_in = t->a + (size_t)r * t->lda + kk;
+                float a0 = ar_in[0], a1 = ar_in[1], a2 = ar_in[2], a3 = ar_in[3];
+                float *ar = acc[r];
+                for (int j = 0; j < w; j++)
+                    ar[j] = (((ar[j] + a0 * b0[j]) + a1 * b1[j]) + a2 * b2[j]) + a3 * b3[j];
+            }
+        }
+        for (; kk < t->k; kk++) {
+            const float *brow = t->b + (size_t)kk * t->ldb + jb;
+            for (int r = 0; r < t->m; r++) {
+                float av = t->a[(size_t)r * t->lda + kk];
+                float *ar = acc[r];
+                for (int j = 0; j < w; j++) ar[j] = ar[j] + av * brow[j];
+            }
+        }
+        for (int r = 0; r < t->m; r++) {
+            float *cr = t->c + (size_t)r * t->ldc + jb;
+            for (int j = 0; j < w; j++)
+                cr[j] = t->alpha * acc[r][j] + (t->beta == 0.0f ? 0.0f : t->beta * cr[j]);
+        }
+    }
+}
+
+static void *small_m_thread(void *job) {
+    small_m_cols((const struct small_job *)job);
+    return NULL;
+}
+
+/* 0 when OLLMLX_BLAS_SMALL_M=0 turned the small kernel off. */
+static int small_m_on(void) {
+    static int on = -1; /* benign race */
+    if (on < 0) {
+        const char *v = getenv("OLLMLX_BLAS_SMALL_M");
+        on = !(v && strcmp(v, "0") == 0);
+    }
+    return on;
+}
+
+/* Threads for the small kernel: OPENBLAS_NUM_THREADS when set (the BLAS threads the user
+ * gave the process), else the online CPUs, at most 4. */
+static int small_m_threads(void) {
+    static int n = 0; /* benign race */
+    if (n == 0) {
+        const char *v = getenv("OPENBLAS_NUM_THREADS");
+        int want = v ? atoi(v) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        n = want < 1 ? 1 : want > 4 ? 4 : want;
+    }
+    return n;
+}
+
+/* The product of m (1..8) rows of a with the row-major k x n matrix b, its columns split
+ * between threads when the matrix is large enough to pay for them. */
+static void small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                    int ldb, float beta, float *c, int ldc) {
+    int threads = small_m_threads();
+    if ((size_t)n * (size_t)k < ((size_t)1 << 18)) threads = 1;
+    int per = (n + threads - 1) / threads;
+    per = (per + COL_BLOCK - 1) / COL_BLOCK * COL_BLOCK;
+    struct small_job jobs[4];
+    pthread_t tid[4];
+    int started = 0;
+    for (int t = 0; t < threads; t++) {
+        int j0 = t * per, j1 = j0 + per < n ? j0 + per : n;
+        if (j0 >= j1) break;
+        jobs[t] = (struct small_job){m, k, j0, j1, alpha, beta, a, b, c, lda, ldb, ldc};
+        /* Thread 0's share runs here; the others on threads of their own (when a thread
+         * cannot be started, its share runs here too). */
+        if (t == 0 || pthread_create(&tid[t], NULL, small_m_thread, &jobs[t]) != 0) {
+            tid[t] = 0;
+            if (t != 0) small_m_cols(&jobs[t]);
+        } else {
+            started |= 1 << t;
+        }
+    }
+    small_m_cols(&jobs[0]);
+    for (int t = 1; t < threads; t++)
+        if (started & (1 << t)) pthread_join(tid[t], NULL);
+}
+
 void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c,
                  int ldc) {
-    if (order == ROW_MAJOR && m == 1 && n > 0 && k > 0 && ollmlx_blas_shim_gemv()) {
+    int routed = order == ROW_MAJOR && n > 0 && k > 0 && ollmlx_blas_shim_gemv();
+    /* 1-8 rows against a row-major matrix: the small kernel, for one row as for eight, so a
+     * row's result does not depend on how many rows it was computed with (a batched decode
+     * step gives every row exactly what it gets alone). */
+    if (routed && m >= 1 && m <= SMALL_M && trans_a == NO_TRANS && trans_b == NO_TRANS &&
+        small_m_on()) {
+        small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (routed && m == 1) {
         /* c[0, :] = alpha * op(a)[0, :] . op(b) + beta * c[0, :]; op(a) is 1 x k: contiguous
          * when a is not transposed, else one column of a k x lda matrix. */
         int inc_a = trans_a == NO_TRANS ? 1 : lda;

@@ -1,8 +1,9 @@
 //! The BLAS under MLX on the Linux CPU device is ollmlx's shim (mlx-sys `build/blas.rs`,
-//! `build/blas_shim.c`): one-row float32 products go to OpenBLAS's `sgemv` instead of `sgemm`.
-//! These tests pin that the shim is in place and that every one-row product it answers equals
-//! the same row computed by `sgemm` (as one row of a larger product), for each operand layout
-//! MLX passes to BLAS, with a bias (BLAS `beta` = 1), and into recycled buffers.
+//! `build/blas_shim.c`): one-row float32 products go to OpenBLAS's `sgemv` instead of `sgemm`,
+//! and 2-8 row products against a row-major matrix to the shim's own small kernel. These tests
+//! pin that the shim is in place and that every product it answers equals the same rows
+//! computed by `sgemm` (as rows of a larger product) or a float64 reference, for each operand
+//! layout MLX passes to BLAS, with a bias (BLAS `beta` = 1), and into recycled buffers.
 
 use mlx_rs::ops::indexing::IndexOp;
 use mlx_rs::{Array, Device, DeviceType};
@@ -116,4 +117,70 @@ fn a_one_row_product_into_a_recycled_buffer_holding_nans_is_clean() {
         })
         .collect();
     assert_close(&y, &want, "recycled buffer");
+}
+
+#[test]
+fn products_of_two_to_nine_rows_match_a_float64_reference() {
+    // Column counts around the kernel's 256-column blocks and its split between threads; 9
+    // rows is past the small kernel (sgemm).
+    for (k, n) in [(64, 100), (96, 257), (576, 1000)] {
+        let xs = ramp(9 * k, 7);
+        let ws = ramp(k * n, 5);
+        let wt = Array::from_slice(&ws, &[k as i32, n as i32]);
+        let bias = Array::from_slice(&ramp(n, 3), &[n as i32]);
+        for m in 2..=9usize {
+            let x = Array::from_slice(&xs[..m * k], &[m as i32, k as i32]);
+            let got = rows(&x.matmul(&wt).unwrap());
+            let with_bias = rows(&mlx_rs::ops::addmm(&bias, &x, &wt, None, None).unwrap());
+            let b = ramp(n, 3);
+            for r in 0..m {
+                let want: Vec<f32> = (0..n)
+                    .map(|j| {
+                        (0..k)
+                            .map(|i| xs[r * k + i] as f64 * ws[i * n + j] as f64)
+                            .sum::<f64>() as f32
+                    })
+                    .collect();
+                let what = format!("{m} rows, k {k}, n {n}, row {r}");
+                assert_close(&got[r * n..(r + 1) * n], &want, &what);
+                let want_b: Vec<f32> = want.iter().zip(&b).map(|(w, b)| w + b).collect();
+                assert_close(
+                    &with_bias[r * n..(r + 1) * n],
+                    &want_b,
+                    &format!("{what}, bias"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_row_gets_the_same_bits_alone_and_in_a_product_of_up_to_eight_rows() {
+    if !on_cpu() {
+        eprintln!("SKIP: MLX's default device is not the CPU (no CPU BLAS shim to check)");
+        return;
+    }
+    // What makes a batched decode step give each row exactly what it gets alone: one kernel
+    // for 1-8 rows against a row-major matrix, with the same summation order for every row.
+    let (k, n) = (576, 960);
+    let xs = ramp(8 * k, 13);
+    let wt = Array::from_slice(&ramp(k * n, 17), &[k as i32, n as i32]);
+    let alone: Vec<Vec<f32>> = (0..8)
+        .map(|r| {
+            let x = Array::from_slice(&xs[r * k..(r + 1) * k], &[1, k as i32]);
+            rows(&x.matmul(&wt).unwrap())
+        })
+        .collect();
+    for m in 2..=8usize {
+        let x = Array::from_slice(&xs[..m * k], &[m as i32, k as i32]);
+        let together = rows(&x.matmul(&wt).unwrap());
+        for (r, want) in alone.iter().enumerate().take(m) {
+            let got = &together[r * n..(r + 1) * n];
+            let same = got
+                .iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "row {r} of {m} differs from the row computed alone");
+        }
+    }
 }
