@@ -3,30 +3,15 @@
 //! Uses the real SmolLM2 GGUF (skips loudly when absent, run `scripts/fetch-models.sh`) and the
 //! committed parity fixtures.
 
+mod common;
+
+use common::model_path;
 use std::path::{Path, PathBuf};
 
 use ollmlx_engine::{
     ChatMessage, Engine, EngineConfig, EngineError, EngineEvent, GenerateRequest, ModelRef, Prompt,
     SamplerConfig,
 };
-
-fn smollm2() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -78,7 +63,7 @@ fn expect_error(engine: &Engine, req: GenerateRequest, what: &str) -> EngineErro
 
 #[test]
 fn broken_weight_files_are_errors_and_the_engine_keeps_serving() {
-    let Some(good) = smollm2() else { return };
+    let Some(good) = model_path() else { return };
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(EngineConfig::default()).unwrap();
 
@@ -136,7 +121,7 @@ fn broken_weight_files_are_errors_and_the_engine_keeps_serving() {
 
 #[test]
 fn prompts_longer_than_num_ctx_fail_without_truncation_and_are_cut_with_it() {
-    let Some(good) = smollm2() else { return };
+    let Some(good) = model_path() else { return };
     let engine = Engine::start(EngineConfig::default()).unwrap();
     let long = "The quick brown fox jumps over the lazy dog. ".repeat(40);
 

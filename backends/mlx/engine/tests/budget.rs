@@ -3,7 +3,10 @@
 //! estimate reported as `size` matches what MLX actually allocates. Skips loudly without the
 //! weights (`scripts/fetch-models.sh`, or `OLLMLX_TEST_GGUF`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::model_path;
+use std::path::Path;
 use std::sync::Mutex;
 
 use ollmlx_engine::budget::{self, BudgetError};
@@ -11,24 +14,6 @@ use ollmlx_engine::{
     Engine, EngineConfig, EngineError, EngineEvent, GenerateRequest, ModelRef, Prompt,
 };
 use ollmlx_models::LoadOptions;
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 /// MLX's allocation counters are process-wide: one model-loading test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -1,6 +1,9 @@
 //! `format` (constrained decoding) and logprobs on the real SmolLM2-135M-Instruct GGUF. Skips
 //! loudly when the weights are absent (`scripts/fetch-models.sh`, or set `OLLMLX_TEST_GGUF`).
 
+mod common;
+
+use common::model_path;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -10,24 +13,6 @@ use ollmlx_engine::{
     ModelRef, Prompt, SamplerConfig,
 };
 use serde_json::{json, Value};
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 /// One engine for the whole file (the model stays resident between tests).
 fn engine() -> &'static Engine {

@@ -1,6 +1,9 @@
 //! End-to-end engine tests on the real SmolLM2-135M-Instruct GGUF (Q4_1). They skip loudly when
 //! the weights are absent: run `scripts/fetch-models.sh` first (or set `OLLMLX_TEST_GGUF`).
 
+mod common;
+
+use common::model_path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,24 +11,6 @@ use ollmlx_engine::{
     ChatMessage, Engine, EngineConfig, EngineEvent, FinishReason, GenerateRequest, ModelRef,
     Prompt, SamplerConfig,
 };
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("OLLMLX_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../.ollmlx-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-models.sh",
-            p.display()
-        );
-        None
-    }
-}
 
 fn chat(q: &str) -> Prompt {
     Prompt::Chat {
