@@ -64,6 +64,8 @@ pub fn use_openblas(libs: &Path, cc: &Path) -> Result<(), String> {
             match build_shim(cc, &target, &bundled, &tmp) {
                 Ok(()) => {
                     fs::rename(&tmp, &bundled).map_err(|e| e.to_string())?;
+                    // For this crate's own tests of the shim (tests/blas_shim_threads.rs).
+                    println!("cargo:rustc-env=OLLMLX_BLAS_SHIM={}", bundled.display());
                     println!(
                         "cargo:warning=mlx-sys: MLX's BLAS is ollmlx's shim over OpenBLAS ({}): \
                          1-8 row products use its own kernel, other one-row products sgemv",

@@ -14,9 +14,12 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
@@ -101,11 +104,6 @@ static void small_m_cols(const struct small_job *t) {
     }
 }
 
-static void *small_m_thread(void *job) {
-    small_m_cols((const struct small_job *)job);
-    return NULL;
-}
-
 /* 0 when OLLMLX_BLAS_SMALL_M=0 turned the small kernel off. */
 static int small_m_on(void) {
     static int on = -1; /* benign race */
@@ -128,33 +126,161 @@ static int small_m_threads(void) {
     return n;
 }
 
+/* Helper threads for the small kernel, started on first use and kept: a decode step makes
+ * ~120 products, and starting and joining a thread for each cost more than the split saved on
+ * the narrow ones. A helper spins briefly after each product (the next one usually follows
+ * within tens of microseconds), then sleeps on a condition variable. One caller at a time
+ * uses the helpers; a product that finds them busy (another thread's product) runs on its
+ * caller alone. */
+enum { MAX_THREADS = 4, SPIN_NS = 50000 };
+
+struct pool {
+    pthread_mutex_t use;  /* held by the caller whose product the helpers run */
+    pthread_mutex_t lock; /* guards the sleeps below */
+    pthread_cond_t wake, done;
+    atomic_uint gen;      /* bumped once per product handed to the helpers */
+    atomic_int remaining; /* helpers still working on the current product */
+    int helpers;          /* helper threads running */
+    int shares;           /* shares in jobs[] for the current product */
+    struct small_job jobs[MAX_THREADS];
+};
+
+static struct pool pool = {.use = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER,
+                           .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Wait until *word differs from seen: spin up to SPIN_NS, then sleep on cond. */
+static unsigned wait_change(atomic_uint *word, unsigned seen, pthread_cond_t *cond) {
+    unsigned v;
+    uint64_t until = 0;
+    for (unsigned i = 0;; i++) {
+        if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) return v;
+        if ((i & 63) == 0) {
+            uint64_t t = now_ns();
+            if (until == 0) until = t + SPIN_NS;
+            else if (t > until) break;
+        }
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool.lock);
+    while ((v = atomic_load_explicit(word, memory_order_acquire)) == seen)
+        pthread_cond_wait(cond, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    return v;
+}
+
+static void *helper_main(void *arg) {
+    /* arg: the helper's share index (low byte) and the generation current when it was
+     * started (the rest); the product that started it is the next generation. */
+    uintptr_t packed = (uintptr_t)arg;
+    int id = (int)(packed & 0xff);
+    unsigned seen = (unsigned)(packed >> 8);
+    for (;;) {
+        seen = wait_change(&pool.gen, seen, &pool.wake);
+        if (id < pool.shares) small_m_cols(&pool.jobs[id]);
+        if (atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
+    return NULL;
+}
+
+/* In a child forked from a process with helpers, none of them exist: start afresh. */
+static void pool_after_fork(void) {
+    pthread_mutex_init(&pool.use, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.helpers = 0;
+}
+
+/* Start helpers until `want` run (called with pool.use held); returns how many run. */
+static int pool_grow(int want) {
+    static int registered;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, pool_after_fork);
+        registered = 1;
+    }
+    while (pool.helpers < want) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        uintptr_t packed = (uintptr_t)(pool.helpers + 1) |
+                           (uintptr_t)atomic_load_explicit(&pool.gen, memory_order_relaxed) << 8;
+        int rc = pthread_create(&tid, &attr, helper_main, (void *)packed);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;
+        pool.helpers++;
+    }
+    return pool.helpers;
+}
+
 /* The product of m (1..8) rows of a with the row-major k x n matrix b, its columns split
- * between threads when the matrix is large enough to pay for them. */
+ * between threads when the matrix is large enough to pay for them. Shares are whole multiples
+ * of 16 columns (vector-aligned); each element's sum runs in the same order whatever the
+ * split, so the result does not depend on the thread count. */
 static void small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                     int ldb, float beta, float *c, int ldc) {
     int threads = small_m_threads();
-    if ((size_t)n * (size_t)k < ((size_t)1 << 18)) threads = 1;
-    int per = (n + threads - 1) / threads;
-    per = (per + COL_BLOCK - 1) / COL_BLOCK * COL_BLOCK;
-    struct small_job jobs[4];
-    pthread_t tid[4];
-    int started = 0;
-    for (int t = 0; t < threads; t++) {
-        int j0 = t * per, j1 = j0 + per < n ? j0 + per : n;
-        if (j0 >= j1) break;
-        jobs[t] = (struct small_job){m, k, j0, j1, alpha, beta, a, b, c, lda, ldb, ldc};
-        /* Thread 0's share runs here; the others on threads of their own (when a thread
-         * cannot be started, its share runs here too). */
-        if (t == 0 || pthread_create(&tid[t], NULL, small_m_thread, &jobs[t]) != 0) {
-            tid[t] = 0;
-            if (t != 0) small_m_cols(&jobs[t]);
-        } else {
-            started |= 1 << t;
-        }
+    if ((size_t)n * (size_t)k < ((size_t)1 << 18) || n < 32) threads = 1;
+    int helpers = 0;
+    if (threads > 1 && pthread_mutex_trylock(&pool.use) == 0) {
+        helpers = pool_grow(threads - 1);
+        if (helpers == 0) pthread_mutex_unlock(&pool.use);
     }
-    small_m_cols(&jobs[0]);
-    for (int t = 1; t < threads; t++)
-        if (started & (1 << t)) pthread_join(tid[t], NULL);
+    int shares = helpers + 1;
+    int per = (n + shares - 1) / shares;
+    per = (per + 15) / 16 * 16;
+    struct small_job *jobs = helpers ? pool.jobs : (struct small_job[1]){0};
+    for (int t = 0; t < shares; t++) {
+        int j0 = t * per < n ? t * per : n, j1 = j0 + per < n ? j0 + per : n;
+        jobs[t] = (struct small_job){m, k, j0, j1, alpha, beta, a, b, c, lda, ldb, ldc};
+    }
+    if (helpers == 0) {
+        small_m_cols(&jobs[0]);
+        return;
+    }
+    pool.shares = shares;
+    atomic_store_explicit(&pool.remaining, helpers, memory_order_relaxed);
+    pthread_mutex_lock(&pool.lock);
+    unsigned gen = atomic_fetch_add_explicit(&pool.gen, 1, memory_order_acq_rel) + 1;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    (void)gen;
+    if (jobs[0].j0 < jobs[0].j1) small_m_cols(&jobs[0]);
+    /* Wait for the helpers: spin, then sleep until the last one signals. */
+    uint64_t until = 0;
+    for (unsigned i = 0; atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0; i++) {
+        if ((i & 63) == 0) {
+            uint64_t t = now_ns();
+            if (until == 0) until = t + SPIN_NS;
+            else if (t > until) {
+                pthread_mutex_lock(&pool.lock);
+                while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0)
+                    pthread_cond_wait(&pool.done, &pool.lock);
+                pthread_mutex_unlock(&pool.lock);
+                break;
+            }
+        }
+        cpu_relax();
+    }
+    pthread_mutex_unlock(&pool.use);
 }
 
 void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,

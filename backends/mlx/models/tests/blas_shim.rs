@@ -121,7 +121,7 @@ fn a_one_row_product_into_a_recycled_buffer_holding_nans_is_clean() {
 
 #[test]
 fn products_of_two_to_nine_rows_match_a_float64_reference() {
-    // Column counts around the kernel's 256-column blocks and its split between threads; 9
+    // Column counts around the kernel's 16-column shares and its split between threads; 9
     // rows is past the small kernel (sgemm).
     for (k, n) in [(64, 100), (96, 257), (576, 1000)] {
         let xs = ramp(9 * k, 7);
