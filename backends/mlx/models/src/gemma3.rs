@@ -7,7 +7,7 @@
 //! the full history in their [`KvCache`] (so prompt-prefix truncation keeps working) but attend
 //! only to the last `sliding_window` positions, which is what mlx-lm's `RotatingKVCache` yields.
 
-use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
+use mlx_rs::fast::ScaledDotProductAttentionMask;
 use mlx_rs::nn::gelu_approximate;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Dtype};
@@ -471,7 +471,7 @@ impl Attention {
             Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
             None => pos.mask(l),
         };
-        let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let o = crate::sdpa::attention(&q, &k, &v, scale, mask)?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
             .reshape(&[b, l, cfg.num_heads * hd])?;

@@ -27,6 +27,7 @@ pub mod pooling;
 pub mod quant;
 pub mod qwen3_moe;
 pub mod registry;
+pub mod sdpa;
 pub mod weights;
 
 use std::path::Path;

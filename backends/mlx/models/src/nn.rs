@@ -489,7 +489,7 @@ impl Attention {
         let k = pos.rope(&self.rope, &k)?;
         let (k, v) = cache.update(&k, &v)?;
         let scale = (self.head_dim as f32).powf(-0.5);
-        let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, pos.mask(l), None)?;
+        let o = crate::sdpa::attention(&q, &k, &v, scale, pos.mask(l))?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
             .reshape(&[b, l, self.n_heads * self.head_dim])?;

@@ -334,7 +334,7 @@ impl Qwen3Moe {
         let k = pos.rope(&self.rope, &k)?;
         let (k, v) = cache.update(&k, &v)?;
         let scale = (hd as f32).powf(-0.5);
-        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, pos.mask(l), None)?;
+        let o = crate::sdpa::attention(&q, &k, &v, scale, pos.mask(l))?;
         let o = o
             .transpose_axes(&[0, 2, 1, 3])?
             .reshape(&[bsz, l, nh * hd])?;
