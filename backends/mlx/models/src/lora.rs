@@ -440,6 +440,7 @@ mod tests {
             )
             .unwrap();
             let msg = read_config(&dir).unwrap_err().to_string();
+            let _ = std::fs::remove_dir_all(&dir);
             assert!(msg.contains(&format!("fine_tune_type \"{kind}\"")), "{msg}");
         }
     }

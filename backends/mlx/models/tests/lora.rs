@@ -56,8 +56,24 @@ fn adapter_changes_the_greedy_continuation() {
     }
 }
 
+/// A scratch copy of the fixture, removed when dropped (also when an assertion fails).
+struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Copy the fixture into a temp dir (resolving symlinks) so a test can edit the adapter.
-fn scratch(tag: &str) -> std::path::PathBuf {
+fn scratch(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("ollmlx-lora-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("adapters")).unwrap();
@@ -68,7 +84,7 @@ fn scratch(tag: &str) -> std::path::PathBuf {
     for f in ["adapter_config.json", "adapters.safetensors"] {
         std::fs::copy(src.join("adapters").join(f), dir.join("adapters").join(f)).unwrap();
     }
-    dir
+    Scratch(dir)
 }
 
 /// Write tensors next to `path`, then rename over it (the loaded arrays read `path` lazily).
@@ -99,7 +115,6 @@ fn dora_adapter_is_refused_at_load() {
         msg.contains("fine_tune_type \"dora\" is not supported"),
         "{msg}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An adapter made for another model (module names it does not have, or other shapes) is
@@ -131,7 +146,6 @@ fn adapter_for_another_model_is_refused_at_load() {
         msg.contains("model.layers.0.self_attn.q_proj") && msg.contains("do not fit"),
         "{msg}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A GGUF base (`model.gguf` in a directory, as the runner assembles it) with the same adapter:
