@@ -98,3 +98,115 @@ async fn tools_on_a_model_without_tools_get_upstreams_400_and_format_logprobs_fl
     assert_eq!(String::from_utf8_lossy(&spelled), text);
     assert!(lps.iter().all(|l| l.top_logprobs.len() == 2));
 }
+
+/// A ChatML Go TEMPLATE for SmolLM2 that renders `.Tools` and writes earlier calls as bare JSON
+/// objects (`{"name": .., "parameters": ..}`), as Llama 3.x templates do.
+const JSON_TOOLS_TEMPLATE: &str = r#"{{- if or .System .Tools }}<|im_start|>system
+{{- if .System }}
+{{ .System }}
+{{- end }}
+{{- if .Tools }}
+You have access to these functions:
+{{ range .Tools }}{{ . }}
+{{ end }}
+To call a function, respond only with JSON of the form {"name": function name, "parameters": dictionary of argument name and its value}.
+{{- end }}<|im_end|>
+{{ end }}
+{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 -}}
+{{- if eq .Role "user" }}<|im_start|>user
+{{ .Content }}<|im_end|>
+{{ else if eq .Role "assistant" }}<|im_start|>assistant
+{{ if .Content }}{{ .Content }}
+{{- else if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "parameters": {{ .Function.Arguments }}}{{ end }}
+{{- end }}{{ if not $last }}<|im_end|>
+{{ end }}
+{{- else if eq .Role "tool" }}<|im_start|>user
+{{ .Content }}<|im_end|>
+{{ end }}
+{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
+{{ end }}
+{{- end }}"#;
+
+#[tokio::test]
+async fn smollm2_under_a_tools_template_answers_with_a_parsed_tool_call() {
+    let Some(gguf) = smollm2() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let backend = store_backend(dir.path());
+    import_gguf(
+        &backend,
+        &gguf,
+        "smoltools:135m",
+        serde_json::json!({
+            "template": JSON_TOOLS_TEMPLATE,
+            "parameters": {"temperature": 0, "num_predict": 64, "stop": ["<|im_end|>"]},
+        }),
+    )
+    .await;
+    let tool = serde_json::json!({"type": "function", "function": {
+        "name": "get_weather", "description": "Get the current weather in a city",
+        "parameters": {"type": "object", "required": ["city"],
+            "properties": {"city": {"type": "string", "description": "The city"}}}}});
+    let msg = |role: &str, content: &str| Message {
+        role: role.into(),
+        content: content.into(),
+        ..Default::default()
+    };
+    let called = |city: &str| Message {
+        role: "assistant".into(),
+        tool_calls: vec![ollmlx_infer::ToolCall {
+            name: "get_weather".into(),
+            arguments: serde_json::json!({"city": city})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut req = Request {
+        model: "smoltools:135m".into(),
+        input: Input::Chat(ChatInput {
+            messages: vec![
+                msg(
+                    "system",
+                    "You answer every weather question by calling the get_weather function.",
+                ),
+                msg("user", "What is the weather in London?"),
+                called("London"),
+                msg("user", "What is the weather in Berlin?"),
+                called("Berlin"),
+                msg("user", "What is the weather in Paris?"),
+            ],
+            tools: vec![tool],
+        }),
+        ..Default::default()
+    };
+    // The call's shape is held by a JSON schema (constrained decoding); the model picks the
+    // argument. The answer must come back as a parsed tool call, not as text.
+    req.format = Some(Format::Schema(serde_json::json!({"type": "object",
+        "required": ["name", "parameters"],
+        "properties": {"name": {"type": "string", "enum": ["get_weather"]},
+            "parameters": {"type": "object", "required": ["city"],
+                "properties": {"city": {"type": "string"}}}}})));
+    let mut s = backend.generate(req).await.unwrap();
+    let (mut text, mut calls, mut reason) = (String::new(), Vec::new(), None);
+    while let Some(ev) = s.next().await {
+        match ev.unwrap() {
+            Event::Delta { content, .. } => text.push_str(&content),
+            Event::ToolCalls(c) => calls.extend(c),
+            Event::Done { reason: r, .. } => reason = Some(r.as_str().to_string()),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        calls.len(),
+        1,
+        "one tool call, got {calls:?} and text {text:?}"
+    );
+    assert_eq!(calls[0].name, "get_weather");
+    assert_eq!(calls[0].arguments["city"], "Paris", "{calls:?}");
+    assert!(calls[0].id.starts_with("call_"), "{calls:?}");
+    assert_eq!(text.trim(), "", "the call is not repeated as text");
+    assert_eq!(reason.as_deref(), Some("stop"));
+}

@@ -377,10 +377,15 @@ impl Sequence {
 }
 
 /// How the model writes tool calls for `req`: read from the Go TEMPLATE the prompt was rendered
-/// with, else the model's own (Jinja) template's format.
+/// with, else the model's own (Jinja) template's format. A Go template that renders `.Tools`
+/// without any call tag (its `.ToolCalls` are written as bare JSON objects) gets the JSON
+/// parser, as Ollama's does: an answer that opens with `{"name":..,"arguments"|"parameters":..}`
+/// is a call.
 fn tool_format(model: Option<ToolFormat>, req: &GenerateRequest) -> Option<ToolFormat> {
     match (&req.rendered, &req.tool_template) {
-        (Some(_), Some(t)) => ToolFormat::detect(t),
+        (Some(_), Some(t)) => {
+            ToolFormat::detect(t).or_else(|| t.contains(".Tools").then_some(ToolFormat::Llama))
+        }
         _ => model,
     }
 }
@@ -418,6 +423,14 @@ mod tests {
         assert_eq!(
             tool_format(None, &req(Some("x"), Some(hermes))),
             Some(ToolFormat::Hermes)
+        );
+        // A Go template that renders tools and writes calls as bare JSON: the JSON parser.
+        let json_calls = "{{ if .Tools }}{{ range .Tools }}{{ . }}{{ end }}{{ end }}\
+                          {{ range .Messages }}{{ range .ToolCalls }}\
+                          {\"name\": \"{{ .Function.Name }}\"}{{ end }}{{ end }}";
+        assert_eq!(
+            tool_format(None, &req(Some("x"), Some(json_calls))),
+            Some(ToolFormat::Llama)
         );
         // A Go template without tool syntax: no parser, whatever the Jinja template says.
         assert_eq!(
