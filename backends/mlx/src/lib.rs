@@ -110,20 +110,6 @@ fn modified(path: &std::path::Path) -> Timestamp {
         .map_or_else(|_| Timestamp::now_utc(), Timestamp::from_system)
 }
 
-fn size(path: &std::path::Path) -> u64 {
-    if path.is_dir() {
-        std::fs::read_dir(path)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
-    } else {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-    }
-}
-
 /// Engine events buffered per request before the engine waits for the client.
 const EVENT_BUFFER: usize = 4096;
 
@@ -297,7 +283,7 @@ impl Backend for MlxBackend {
                 remote_model: String::new(),
                 remote_host: String::new(),
                 modified_at: modified(&m.path),
-                size: size(&m.path),
+                size: ollmlx_engine::disk_size(&m.path),
                 digest: String::new(),
                 details: details(&m.path, ""),
                 capabilities: embed::capabilities(&m.path),

@@ -36,5 +36,6 @@ pub use engine::{
 pub use error::EngineError;
 pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};
 pub use prefix_cache::PrefixCacheStats;
+pub use resident::disk_size;
 pub use sampler::SamplerConfig;
 pub use template::ChatMessage;

@@ -193,7 +193,9 @@ pub(crate) fn hf_chat_template(dir: &Path) -> Option<String> {
     }
 }
 
-pub(crate) fn disk_size(path: &Path) -> u64 {
+/// Bytes of a model's weights on disk: the file, or the files directly in the directory (0 when
+/// unreadable). What `/api/ps` and the engine's load report as the model's size on disk.
+pub fn disk_size(path: &Path) -> u64 {
     if path.is_dir() {
         std::fs::read_dir(path)
             .map(|rd| {
