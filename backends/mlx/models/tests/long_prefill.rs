@@ -9,7 +9,7 @@ mod common;
 
 use common::{fixture_dir, SELF_TOL};
 use mlx_rs::{Array, Dtype};
-use ollmlx_models::{load, LoadOptions, LogitsMode, Model};
+use ollmlx_models::{load, KvCache, LoadOptions, LogitsMode, Model};
 
 fn rows(logits: &Array) -> Vec<Vec<f32>> {
     let (l, v) = (logits.dim(1) as usize, logits.dim(2) as usize);
@@ -24,8 +24,8 @@ fn ids(n: usize, vocab: i32, seed: usize) -> Vec<i32> {
         .collect()
 }
 
-/// Logits of each of `seq`'s positions, fed one token per forward pass after `prefix`.
-fn one_at_a_time(model: &dyn Model, prefix: &[i32], seq: &[i32]) -> Vec<Vec<f32>> {
+/// Fresh caches holding `prefix` (evaluated in one forward pass).
+fn caches_after(model: &dyn Model, prefix: &[i32]) -> Vec<KvCache> {
     let mut caches = model.new_caches();
     if !prefix.is_empty() {
         let p = Array::from_slice(prefix, &[1, prefix.len() as i32]);
@@ -35,6 +35,12 @@ fn one_at_a_time(model: &dyn Model, prefix: &[i32], seq: &[i32]) -> Vec<Vec<f32>
             .eval()
             .unwrap();
     }
+    caches
+}
+
+/// Logits of each of `seq`'s positions, fed one token per forward pass after `prefix`.
+fn one_at_a_time(model: &dyn Model, prefix: &[i32], seq: &[i32]) -> Vec<Vec<f32>> {
+    let mut caches = caches_after(model, prefix);
     seq.iter()
         .map(|&t| {
             let x = Array::from_slice(&[t], &[1, 1]);
@@ -45,15 +51,7 @@ fn one_at_a_time(model: &dyn Model, prefix: &[i32], seq: &[i32]) -> Vec<Vec<f32>
 
 /// Logits of each of `seq`'s positions from one forward pass over all of them after `prefix`.
 fn one_chunk(model: &dyn Model, prefix: &[i32], seq: &[i32]) -> Vec<Vec<f32>> {
-    let mut caches = model.new_caches();
-    if !prefix.is_empty() {
-        let p = Array::from_slice(prefix, &[1, prefix.len() as i32]);
-        model
-            .forward(&p, &mut caches, LogitsMode::Last)
-            .unwrap()
-            .eval()
-            .unwrap();
-    }
+    let mut caches = caches_after(model, prefix);
     let x = Array::from_slice(seq, &[1, seq.len() as i32]);
     rows(&model.forward(&x, &mut caches, LogitsMode::All).unwrap())
 }
