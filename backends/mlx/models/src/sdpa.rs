@@ -1,5 +1,5 @@
 //! Scaled dot-product attention for the decoder layers: where every attention block of this
-//! crate (`nn::Attention`, phi3, qwen3_moe) turns rotated queries and cached keys/values into
+//! crate (`nn::Attention`, gemma3, phi3, qwen3_moe) turns rotated queries and cached keys/values into
 //! its output, between the KV cache update and the output projection.
 //!
 //! On the MLX CPU device, `fast::scaled_dot_product_attention` computes a causal chunk of `L`
@@ -29,12 +29,6 @@ use crate::error::Result;
 /// Query rows per block on the CPU when `OLLMLX_CAUSAL_BLOCK` does not say otherwise.
 pub const DEFAULT_CAUSAL_BLOCK: i32 = 128;
 
-fn env_i32(name: &str) -> Option<i32> {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse::<i32>().ok())
-}
-
 fn default_device_is_cpu() -> bool {
     Device::try_default()
         .and_then(|d| d.get_type())
@@ -45,7 +39,11 @@ fn default_device_is_cpu() -> bool {
 /// else 0 (no split).
 fn causal_block() -> i32 {
     static ENV: OnceLock<Option<i32>> = OnceLock::new();
-    if let Some(v) = *ENV.get_or_init(|| env_i32("OLLMLX_CAUSAL_BLOCK").map(|v| v.max(0))) {
+    let env = ENV.get_or_init(|| {
+        let v = std::env::var("OLLMLX_CAUSAL_BLOCK").ok()?;
+        v.trim().parse::<i32>().ok().map(|v| v.max(0))
+    });
+    if let Some(v) = *env {
         return v;
     }
     if default_device_is_cpu() {
