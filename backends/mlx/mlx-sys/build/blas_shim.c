@@ -259,10 +259,9 @@ static void small_m(int m, int n, int k, float alpha, const float *a, int lda, c
     pool.shares = shares;
     atomic_store_explicit(&pool.remaining, helpers, memory_order_relaxed);
     pthread_mutex_lock(&pool.lock);
-    unsigned gen = atomic_fetch_add_explicit(&pool.gen, 1, memory_order_acq_rel) + 1;
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    (void)gen;
     if (jobs[0].j0 < jobs[0].j1) small_m_cols(&jobs[0]);
     /* Wait for the helpers: spin, then sleep until the last one signals. */
     uint64_t until = 0;
