@@ -34,12 +34,8 @@ PORT_MLX="${PORT_MLX:-11502}"
 PARALLEL="${PARALLEL:-4}"
 mkdir -p "$OUT" "$CACHE/bench"
 
-[ -f "$GGUF" ] || "$ROOT/scripts/fetch-models.sh"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q mlx==0.32.2 mlx-cpu==0.32.2 mlx-lm==0.32.2 gguf==0.19.0 \
-    transformers tokenizers safetensors numpy
-fi
+. "$ROOT/scripts/bench/lib.sh"
+bench_setup mlx-cpu==0.32.2
 if [ -z "${NO_LLAMACPP:-}" ] && ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   echo "== building llama-cpp-python from source (once; several minutes)"
   CMAKE_BUILD_PARALLEL_LEVEL="$THREADS" "$VENV/bin/pip" install -q llama-cpp-python
@@ -55,27 +51,8 @@ fi
 # Same BLAS threads everywhere; MLX's CPU backend itself computes on one thread.
 export OPENBLAS_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-echo "== starting ollmlx on :$PORT_OLLMLX (fresh store in $OUT/store)"
-rm -rf "$OUT/store"
-OLLAMA_MODELS="$OUT/store" OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" OLLAMA_KEEP_ALIVE=30m \
-  OLLAMA_NUM_PARALLEL="$PARALLEL" \
-  "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
-PIDS+=($!)
-echo "== starting mlx_lm.server on :$PORT_MLX (LD_PRELOAD=$OPENBLAS)"
-LD_PRELOAD="$OPENBLAS" "$VENV/bin/mlx_lm.server" --model "$MLX_DIR" --host 127.0.0.1 \
-  --port "$PORT_MLX" >"$OUT/mlx_server.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do
-  curl -sf "http://127.0.0.1:$PORT_OLLMLX/" >/dev/null 2>&1 &&
-    curl -sf "http://127.0.0.1:$PORT_MLX/v1/models" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-printf 'FROM %s\n' "$GGUF" >"$OUT/Modelfile"
-OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" "$OLLMLX" create smollm2 -f "$OUT/Modelfile" >/dev/null
+bench_start_servers "$MLX_DIR" LD_PRELOAD="$OPENBLAS"
+bench_create_model "$GGUF"
 
 echo "== machine"
 {

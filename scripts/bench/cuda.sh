@@ -56,12 +56,8 @@ TARGET="${TARGET:-$ROOT/target-$VARIANT}"
 CKPT="$CACHE/bench/smollm2-135m-mlx-$DTYPE${Q:+-q$Q}"
 mkdir -p "$OUT" "$CACHE/bench"
 
-[ -f "$GGUF" ] || "$ROOT/scripts/fetch-models.sh"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q mlx==0.32.2 "$WHEEL" mlx-lm==0.32.2 gguf==0.19.0 \
-    transformers tokenizers safetensors numpy
-fi
+. "$ROOT/scripts/bench/lib.sh"
+bench_setup "$WHEEL"
 if [ ! -f "$CKPT/config.json" ]; then
   echo "== converting $GGUF to an MLX $DTYPE${Q:+ $Q-bit} checkpoint"
   [ -f "$CACHE/bench/smollm2-hf/config.json" ] ||
@@ -78,26 +74,8 @@ if [ ! -x "$OLLMLX" ]; then
     cargo build --release -p ollmlx-cli)
 fi
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-echo "== starting ollmlx on :$PORT_OLLMLX (fresh store in $OUT/store)"
-rm -rf "$OUT/store"
-OLLAMA_MODELS="$OUT/store" OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" OLLAMA_KEEP_ALIVE=30m \
-  OLLAMA_NUM_PARALLEL="$PARALLEL" "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
-PIDS+=($!)
-echo "== starting mlx_lm.server on :$PORT_MLX"
-"$VENV/bin/mlx_lm.server" --model "$CKPT" --host 127.0.0.1 --port "$PORT_MLX" \
-  >"$OUT/mlx_server.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$PORT_OLLMLX/" >/dev/null 2>&1 &&
-    curl -sf "http://127.0.0.1:$PORT_MLX/v1/models" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-printf 'FROM %s\n' "$CKPT" >"$OUT/Modelfile"
-OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" "$OLLMLX" create smollm2 -f "$OUT/Modelfile" >/dev/null
+bench_start_servers "$CKPT"
+bench_create_model "$CKPT"
 # Load it once so the device shows in /api/ps.
 curl -sf "http://127.0.0.1:$PORT_OLLMLX/api/generate" -d '{"model":"smollm2"}' >/dev/null
 

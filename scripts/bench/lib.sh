@@ -1,0 +1,49 @@
+# Shared steps of the side-by-side benchmark scripts (compare.sh on the CPU, cuda.sh on an
+# NVIDIA GPU); sourced by them, not run. They set ROOT, OUT, VENV, OLLMLX, GGUF, PORT_OLLMLX,
+# PORT_MLX and PARALLEL before calling these.
+
+# A Python venv at $VENV with MLX 0.32.2 (the wheel named by $1: mlx-cpu or mlx-cuda-13) and
+# mlx-lm 0.32.2, plus what gguf_to_hf.py needs; the SmolLM2 GGUF fetched when missing.
+bench_setup() {
+  [ -f "$GGUF" ] || "$ROOT/scripts/fetch-models.sh"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q mlx==0.32.2 "$1" mlx-lm==0.32.2 gguf==0.19.0 \
+      transformers tokenizers safetensors numpy
+  fi
+}
+
+# Every server started below is stopped when the script exits.
+PIDS=()
+bench_cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap bench_cleanup EXIT
+
+# `ollmlx serve` on $PORT_OLLMLX with a fresh store in $OUT/store, and mlx_lm.server on
+# $PORT_MLX serving checkpoint $1 (any further arguments: environment assignments for it, such
+# as LD_PRELOAD=...); returns when both answer.
+bench_start_servers() {
+  local ckpt="$1"
+  shift
+  echo "== starting ollmlx on :$PORT_OLLMLX (fresh store in $OUT/store)"
+  rm -rf "$OUT/store"
+  OLLAMA_MODELS="$OUT/store" OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" OLLAMA_KEEP_ALIVE=30m \
+    OLLAMA_NUM_PARALLEL="$PARALLEL" "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
+  PIDS+=($!)
+  echo "== starting mlx_lm.server on :$PORT_MLX ${*:-}"
+  env "$@" "$VENV/bin/mlx_lm.server" --model "$ckpt" --host 127.0.0.1 --port "$PORT_MLX" \
+    >"$OUT/mlx_server.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$PORT_OLLMLX/" >/dev/null 2>&1 &&
+      curl -sf "http://127.0.0.1:$PORT_MLX/v1/models" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "the servers did not answer within 120 s (logs in $OUT)" >&2
+  return 1
+}
+
+# Import $1 (a GGUF file or an MLX checkpoint directory) into ollmlx as `smollm2`.
+bench_create_model() {
+  printf 'FROM %s\n' "$1" >"$OUT/Modelfile"
+  OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" "$OLLMLX" create smollm2 -f "$OUT/Modelfile" >/dev/null
+}
