@@ -141,7 +141,6 @@ struct pool {
     atomic_uint gen;      /* bumped once per product handed to the helpers */
     atomic_int remaining; /* helpers still working on the current product */
     int helpers;          /* helper threads running */
-    int shares;           /* shares in jobs[] for the current product */
     struct small_job jobs[MAX_THREADS];
 };
 
@@ -190,7 +189,7 @@ static void *helper_main(void *arg) {
     unsigned seen = (unsigned)(packed >> 8);
     for (;;) {
         seen = wait_change(&pool.gen, seen, &pool.wake);
-        if (id < pool.shares) small_m_cols(&pool.jobs[id]);
+        small_m_cols(&pool.jobs[id]); /* every helper has a share: shares = helpers + 1 */
         if (atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool.lock);
             pthread_cond_signal(&pool.done);
@@ -256,7 +255,6 @@ static void small_m(int m, int n, int k, float alpha, const float *a, int lda, c
         small_m_cols(&jobs[0]);
         return;
     }
-    pool.shares = shares;
     atomic_store_explicit(&pool.remaining, helpers, memory_order_relaxed);
     pthread_mutex_lock(&pool.lock);
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_acq_rel);
