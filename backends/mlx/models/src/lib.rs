@@ -17,6 +17,7 @@ pub mod embedding_kind;
 pub mod encoder_gguf;
 pub mod error;
 pub mod gemma3;
+pub mod hostmath;
 pub mod llama;
 pub mod lora;
 pub mod moe;

@@ -516,6 +516,23 @@ impl Mlp {
 
     /// Apply the block.
     pub fn forward(&self, x: &Array) -> Result<Array> {
+        // Long CPU chunks: the gate's sigmoid on the host (crate::hostmath), straight from the
+        // fused gate/up product.
+        if let Projections::Fused { linear, bounds } = &self.gate_up {
+            if bounds.len() == 1 && crate::hostmath::enabled() {
+                let gu = linear.forward(x)?;
+                if gu.dim(-1) == 2 * bounds[0] {
+                    if let Some(h) = crate::hostmath::swiglu(&gu)? {
+                        return self.down_proj.forward(&h);
+                    }
+                }
+                let [g, u]: [Array; 2] = gu
+                    .split_at_indices(bounds, -1)?
+                    .try_into()
+                    .map_err(|_| crate::error::ModelError::Invalid("gate/up split".into()))?;
+                return self.down_proj.forward(&silu(&g)?.multiply(&u)?);
+            }
+        }
         let [g, u] = self.gate_up.forward_n(x)?;
         self.down_proj.forward(&silu(&g)?.multiply(&u)?)
     }

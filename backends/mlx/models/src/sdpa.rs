@@ -13,6 +13,11 @@
 //! products changes. Metal and CUDA run MLX's fused kernels, which skip masked tiles
 //! themselves: there the chunk is passed through whole.
 //!
+//! On the CPU, a causal chunk with enough scores ([`crate::hostmath::MIN_ELEMENTS`]) is
+//! computed by [`host_block`]: the scores and the value products stay BLAS matrix products and
+//! the masked softmax runs in [`crate::hostmath`] (vectorized `exp` on every core, masked
+//! entries never exponentiated) instead of MLX's scalar kernel.
+//!
 //! `OLLMLX_CAUSAL_BLOCK=<rows>` sets the block height (`0` turns the split off). (Sharing the
 //! blocks between two CPU streams, so that both cores run the scalar softmax, was tried: no
 //! measurable gain on the 2-core box, as OpenBLAS's spinning worker holds the second core.)
@@ -22,9 +27,10 @@ use std::sync::OnceLock;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::IndexOp;
-use mlx_rs::{Array, Device, DeviceType};
+use mlx_rs::{Array, Device, DeviceType, Dtype};
 
 use crate::error::Result;
+use crate::hostmath;
 
 /// Query rows per block on the CPU when `OLLMLX_CAUSAL_BLOCK` does not say otherwise.
 pub const DEFAULT_CAUSAL_BLOCK: i32 = 128;
@@ -64,7 +70,21 @@ pub fn attention(
 ) -> Result<Array> {
     if let Some(ScaledDotProductAttentionMask::Causal) = mask {
         let block = causal_block();
-        if block > 0 && q.dim(2) >= 2 * block {
+        let l = q.dim(2);
+        let scores = (q.dim(0) * q.dim(1) * l) as usize * k.dim(2) as usize;
+        if q.dtype() == Dtype::Float32
+            && k.dtype() == Dtype::Float32
+            && scores >= hostmath::MIN_ELEMENTS
+            && hostmath::enabled()
+        {
+            let block = if block > 0 && l >= 2 * block {
+                block
+            } else {
+                l
+            };
+            return blockwise(q, k, v, scale, block, host_block);
+        }
+        if block > 0 && l >= 2 * block {
             return causal_blocks(q, k, v, scale, block);
         }
     }
@@ -77,6 +97,44 @@ pub fn attention(
 /// attends to keys `0..S-L+r1` with the causal mask aligned to its last row, and the blocks'
 /// outputs are joined along the sequence axis.
 pub fn causal_blocks(q: &Array, k: &Array, v: &Array, scale: f32, block: i32) -> Result<Array> {
+    blockwise(q, k, v, scale, block, |qb, kb, vb, scale| {
+        Ok(fast::scaled_dot_product_attention(
+            qb,
+            kb,
+            vb,
+            scale,
+            ScaledDotProductAttentionMask::Causal,
+            None,
+        )?)
+    })
+}
+
+/// One causal block on the host path: the scores `q . k` as BLAS products (one per KV head,
+/// its query heads stacked as rows), the masked softmax in [`hostmath::causal_softmax`], and
+/// the products with the values. Shapes as [`attention`]'s, for a block of `L` rows over `S`
+/// keys whose last `L` are its own positions.
+pub fn host_block(q: &Array, k: &Array, v: &Array, scale: f32) -> Result<Array> {
+    let (b, h, l, d) = (q.dim(0), q.dim(1), q.dim(2), q.dim(3));
+    let (hkv, s) = (k.dim(1), k.dim(2));
+    let rep = h / hkv.max(1);
+    let qg = q.reshape(&[b, hkv, rep * l, d])?;
+    let scores = qg.matmul(k.swap_axes(-1, -2)?)?;
+    let probs =
+        hostmath::causal_softmax(scores.try_as_slice::<f32>()?, s as usize, l as usize, scale);
+    let probs = Array::from_slice(&probs, &[b, hkv, rep * l, s]);
+    Ok(probs.matmul(v)?.reshape(&[b, h, l, d])?)
+}
+
+/// Causal attention in blocks of `block` query rows, each computed by `one` over the keys up to
+/// its last row.
+fn blockwise(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    block: i32,
+    one: impl Fn(&Array, &Array, &Array, f32) -> Result<Array>,
+) -> Result<Array> {
     let (l, s) = (q.dim(2), k.dim(2));
     let before = s - l;
     let mut outs = Vec::with_capacity(((l + block - 1) / block.max(1)) as usize);
@@ -90,15 +148,11 @@ pub fn causal_blocks(q: &Array, k: &Array, v: &Array, scale: f32, block: i32) ->
         } else {
             (k.index((.., .., ..keys, ..)), v.index((.., .., ..keys, ..)))
         };
-        outs.push(fast::scaled_dot_product_attention(
-            &qb,
-            &kb,
-            &vb,
-            scale,
-            ScaledDotProductAttentionMask::Causal,
-            None,
-        )?);
+        outs.push(one(&qb, &kb, &vb, scale)?);
         r0 = r1;
+    }
+    if outs.len() == 1 {
+        return Ok(outs.remove(0));
     }
     Ok(concatenate(&outs, 2)?)
 }
@@ -204,6 +258,45 @@ mod tests {
             max_abs_diff(&tail(&base), &tail(&changed)) > 1e-3,
             "later rows must see the new keys"
         );
+    }
+
+    #[test]
+    fn host_softmax_blocks_equal_mlx_attention_with_grouped_heads_and_a_cached_prefix() {
+        // 6 query heads over 2 KV heads; whole chunk as one host block, and in blocks.
+        for (l, before, block) in [
+            (64, 0, 64),
+            (70, 0, 16),
+            (40, 25, 40),
+            (40, 25, 8),
+            (5, 60, 5),
+        ] {
+            let (q, k, v) = qkv(l, before + l, (l * 17 + before) as u64);
+            let want = whole(&q, &k, &v);
+            let got = blockwise(&q, &k, &v, 0.25, block, host_block).unwrap();
+            assert_eq!(got.shape(), want.shape());
+            let d = max_abs_diff(&got, &want);
+            assert!(
+                d < 1e-5,
+                "l {l}, before {before}, block {block}: differs by {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_causal_chunks_take_the_host_path_on_the_cpu_with_the_same_result() {
+        // 9 heads x 128 rows x 128 keys is past hostmath::MIN_ELEMENTS: attention() goes
+        // through host_block and must agree with MLX's kernel.
+        let (q, k, v) = qkv(128, 128, 5);
+        let want = whole(&q, &k, &v);
+        let got = attention(
+            &q,
+            &k,
+            &v,
+            0.25,
+            Some(ScaledDotProductAttentionMask::Causal),
+        )
+        .unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5);
     }
 
     #[test]
