@@ -8,7 +8,6 @@
 //! only to the last `sliding_window` positions, which is what mlx-lm's `RotatingKVCache` yields.
 
 use mlx_rs::fast::ScaledDotProductAttentionMask;
-use mlx_rs::nn::gelu_approximate;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Dtype};
 use serde_json::Value;
@@ -16,6 +15,7 @@ use serde_json::Value;
 use crate::cache::KvCache;
 use crate::config::GgufMeta;
 use crate::error::{ModelError, Result};
+use crate::hostmath::Gate;
 use crate::nn::{Embedding, Linear, Projections, RmsNorm, Rope, RopeScaling, StepPositions};
 use crate::quant::{self, QuantPlan};
 use crate::weights::{WeightFormat, Weights};
@@ -501,8 +501,7 @@ impl Model for Gemma3 {
                 .forward(&b.input_norm.forward(&h)?, cache, &self.cfg)?;
             h = h.add(b.post_attn_norm.forward(&r)?)?;
             let x = b.pre_ff_norm.forward(&h)?;
-            let [g, u] = b.gate_up.forward_n(&x)?;
-            let r = b.down_proj.forward(&gelu_approximate(&g)?.multiply(&u)?)?;
+            let r = b.down_proj.forward(&b.gate_up.gated(&x, Gate::GeluTanh)?)?;
             h = h.add(b.post_ff_norm.forward(&r)?)?;
         }
         let logits =

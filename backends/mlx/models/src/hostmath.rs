@@ -1,5 +1,5 @@
 //! Exponential-heavy elementwise math of long CPU chunks, computed on the host: the SwiGLU gate
-//! of the MLP blocks ([`swiglu`]) and the softmax of causal attention ([`causal_softmax`]),
+//! of the MLP blocks ([`gated`]) and the softmax of causal attention ([`causal_softmax`]),
 //! called by `nn::Mlp` and `sdpa` during prefill, between two matrix products.
 //!
 //! Why: on the x86_64 MLX CPU wheel every `exp` is a scalar call (`simd::exp<float, 1>`, with a
@@ -88,10 +88,42 @@ fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     });
 }
 
-/// `silu(g) * u` for a fused gate/up output `gu` (`[..., 2F]`, gate first): `[..., F]`.
+/// The activation on the gate half of a gated MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// `silu(g) = g * sigmoid(g)` (SwiGLU: llama, qwen, mistral, phi3).
+    Silu,
+    /// The tanh approximation of GELU (GeGLU: gemma), computed as the equal
+    /// `g * sigmoid(2 * sqrt(2 / pi) * (g + 0.044715 g^3))`.
+    GeluTanh,
+}
+
+impl Gate {
+    /// The activation through MLX's own kernels (the path for everything the host skips).
+    pub fn mlx(self, g: &Array) -> Result<Array> {
+        Ok(match self {
+            Gate::Silu => mlx_rs::nn::silu(g)?,
+            Gate::GeluTanh => mlx_rs::nn::gelu_approximate(g)?,
+        })
+    }
+
+    #[inline(always)]
+    fn apply(self, g: f32) -> f32 {
+        match self {
+            Gate::Silu => g / (1.0 + exp(-g)),
+            Gate::GeluTanh => {
+                // 2 * sqrt(2 / pi)
+                const K: f32 = 1.595_769_1;
+                g / (1.0 + exp(-K * (g + 0.044_715 * g * g * g)))
+            }
+        }
+    }
+}
+
+/// `gate(g) * u` for a fused gate/up output `gu` (`[..., 2F]`, gate first): `[..., F]`.
 /// `None` when the host path does not apply (not the CPU, not float32, too small, or not
 /// contiguous), so that the caller runs MLX's kernels instead.
-pub fn swiglu(gu: &Array) -> Result<Option<Array>> {
+pub fn gated(gu: &Array, gate: Gate) -> Result<Option<Array>> {
     let shape = gu.shape().to_vec();
     let Some(&two_f) = shape.last() else {
         return Ok(None);
@@ -108,8 +140,17 @@ pub fn swiglu(gu: &Array) -> Result<Option<Array>> {
         for (i, o) in part.chunks_mut(f).enumerate() {
             let row = &src[(row0 + i) * 2 * f..(row0 + i + 1) * 2 * f];
             let (g, u) = row.split_at(f);
-            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                *o = g / (1.0 + exp(-g)) * u;
+            match gate {
+                Gate::Silu => {
+                    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                        *o = Gate::Silu.apply(g) * u;
+                    }
+                }
+                Gate::GeluTanh => {
+                    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                        *o = Gate::GeluTanh.apply(g) * u;
+                    }
+                }
             }
         }
     });
@@ -118,6 +159,18 @@ pub fn swiglu(gu: &Array) -> Result<Option<Array>> {
         *last = two_f / 2;
     }
     Ok(Some(Array::from_slice(&out, &out_shape)))
+}
+
+/// `gate(g) * u` of a fused gate/up product `gu` (`[..., 2F]`, gate first, `F == half`): on the
+/// host when [`gated`] takes it, else split and computed by MLX.
+pub fn gated_product(gu: &Array, half: i32, gate: Gate) -> Result<Array> {
+    if gu.dim(-1) == 2 * half {
+        if let Some(h) = gated(gu, gate)? {
+            return Ok(h);
+        }
+    }
+    let parts = gu.split_at_indices(&[half], -1)?;
+    Ok(gate.mlx(&parts[0])?.multiply(&parts[1])?)
 }
 
 /// Softmax of `scale * row[..visible]` into `out[..visible]`, zeros after.
@@ -206,31 +259,35 @@ mod tests {
     }
 
     #[test]
-    fn swiglu_matches_mlx_silu_times_up() {
+    fn gated_silu_and_gelu_match_mlx_activation_times_up() {
         let (rows, f) = (40usize, 1024usize);
         let vals: Vec<f32> = (0..rows * 2 * f)
             .map(|i| ((i * 7919 % 2003) as f32 / 2003.0 - 0.5) * 24.0)
             .collect();
         let gu = Array::from_slice(&vals, &[1, rows as i32, 2 * f as i32]);
-        let got = swiglu(&gu)
-            .unwrap()
-            .expect("host path for a 80k-element chunk");
         let parts = gu.split_at_indices(&[f as i32], -1).unwrap();
-        let want = mlx_rs::nn::silu(&parts[0])
-            .unwrap()
-            .multiply(&parts[1])
-            .unwrap();
-        assert_eq!(got.shape(), want.shape());
-        let (g, w) = (got.as_slice::<f32>(), want.as_slice::<f32>());
-        for (i, (a, b)) in g.iter().zip(w).enumerate() {
-            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{i}: {a} vs {b}");
+        for gate in [Gate::Silu, Gate::GeluTanh] {
+            let got = gated(&gu, gate)
+                .unwrap()
+                .expect("host path for a 80k-element chunk");
+            let want = gate.mlx(&parts[0]).unwrap().multiply(&parts[1]).unwrap();
+            assert_eq!(got.shape(), want.shape());
+            let (g, w) = (got.as_slice::<f32>(), want.as_slice::<f32>());
+            for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{gate:?} {i}: {a} vs {b}"
+                );
+            }
         }
     }
 
     #[test]
-    fn swiglu_leaves_small_chunks_to_mlx() {
+    fn small_chunks_are_left_to_mlx() {
         let gu = Array::from_slice(&[0.5f32; 64], &[1, 2, 32]);
-        assert!(swiglu(&gu).unwrap().is_none());
+        assert!(gated(&gu, Gate::Silu).unwrap().is_none());
+        let via = gated_product(&gu, 16, Gate::Silu).unwrap();
+        assert_eq!(via.shape(), &[1, 2, 16]);
     }
 
     #[test]

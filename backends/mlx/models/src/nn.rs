@@ -6,12 +6,12 @@
 //! and run their math through `mlx_rs::ops` / `mlx_rs::fast`.
 
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
-use mlx_rs::nn::silu;
 use mlx_rs::ops::{dequantize, quantized_matmul};
 use mlx_rs::Array;
 
 use crate::cache::KvCache;
 use crate::error::Result;
+use crate::hostmath::Gate;
 
 /// Affine quantization parameters (MLX layout: packed `uint32` weights, per-group scales/biases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +217,18 @@ impl Projections {
         outs.try_into().map_err(|_| {
             crate::error::ModelError::Invalid(format!("{got} projections where {N} are expected"))
         })
+    }
+
+    /// `gate(p0(x)) * p1(x)` for a gate/up pair: a fused pair is one product whose gate half
+    /// goes through the host math of long CPU chunks ([`crate::hostmath::gated_product`]).
+    pub fn gated(&self, x: &Array, gate: Gate) -> Result<Array> {
+        if let Projections::Fused { linear, bounds } = self {
+            if let [half] = bounds[..] {
+                return crate::hostmath::gated_product(&linear.forward(x)?, half, gate);
+            }
+        }
+        let [g, u] = self.forward_n(x)?;
+        Ok(gate.mlx(&g)?.multiply(&u)?)
     }
 
     /// All arrays (for evaluation at load time).
@@ -516,25 +528,7 @@ impl Mlp {
 
     /// Apply the block.
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        // Long CPU chunks: the gate's sigmoid on the host (crate::hostmath), straight from the
-        // fused gate/up product.
-        if let Projections::Fused { linear, bounds } = &self.gate_up {
-            if bounds.len() == 1 && crate::hostmath::enabled() {
-                let gu = linear.forward(x)?;
-                if gu.dim(-1) == 2 * bounds[0] {
-                    if let Some(h) = crate::hostmath::swiglu(&gu)? {
-                        return self.down_proj.forward(&h);
-                    }
-                }
-                let [g, u]: [Array; 2] = gu
-                    .split_at_indices(bounds, -1)?
-                    .try_into()
-                    .map_err(|_| crate::error::ModelError::Invalid("gate/up split".into()))?;
-                return self.down_proj.forward(&silu(&g)?.multiply(&u)?);
-            }
-        }
-        let [g, u] = self.gate_up.forward_n(x)?;
-        self.down_proj.forward(&silu(&g)?.multiply(&u)?)
+        self.down_proj.forward(&self.gate_up.gated(x, Gate::Silu)?)
     }
 
     /// All arrays (for evaluation at load time).

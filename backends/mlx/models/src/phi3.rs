@@ -6,7 +6,6 @@
 //! `sqrt(1 + ln(max_pos / original_max_pos) / ln(original_max_pos))`, whatever the sequence
 //! length (Hugging Face switches to `short_factor` below the original context).
 
-use mlx_rs::nn::silu;
 use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
@@ -15,6 +14,7 @@ use serde_json::Value;
 use crate::cache::KvCache;
 use crate::config::GgufMeta;
 use crate::error::{ModelError, Result};
+use crate::hostmath::Gate;
 use crate::nn::{Embedding, Linear, RmsNorm, Rope, RopeScaling};
 use crate::quant::{self, QuantPlan};
 use crate::weights::{WeightFormat, Weights};
@@ -403,11 +403,9 @@ impl Model for Phi3 {
             let a = self.attention(b, &b.input_norm.forward(&h)?, cache)?;
             h = h.add(&a)?;
             let gu = b.gate_up_proj.forward(&b.post_norm.forward(&h)?)?;
-            let [g, u]: [Array; 2] = gu
-                .split_equal(2, -1)?
-                .try_into()
-                .map_err(|_| ModelError::Invalid("gate_up split".into()))?;
-            h = h.add(b.down_proj.forward(&silu(g)?.multiply(&u)?)?)?;
+            let half = gu.dim(-1) / 2;
+            let gated = crate::hostmath::gated_product(&gu, half, Gate::Silu)?;
+            h = h.add(b.down_proj.forward(&gated)?)?;
         }
         crate::decoder::logits(h, mode, &self.norm, self.lm_head.as_ref(), &self.embed)
     }
