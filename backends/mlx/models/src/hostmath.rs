@@ -113,7 +113,7 @@ impl Gate {
             Gate::Silu => g / (1.0 + exp(-g)),
             Gate::GeluTanh => {
                 // 2 * sqrt(2 / pi)
-                const K: f32 = 1.595_769_1;
+                const K: f32 = 2.0 * std::f32::consts::FRAC_2_SQRT_PI / std::f32::consts::SQRT_2;
                 g / (1.0 + exp(-K * (g + 0.044_715 * g * g * g)))
             }
         }
