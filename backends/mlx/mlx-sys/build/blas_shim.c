@@ -52,13 +52,113 @@ int ollmlx_blas_shim_gemv(void) {
  * accumulators: 64 KiB, in L2; narrower blocks made the 49k-column head slow, measured). */
 enum { SMALL_M = 8, COL_BLOCK = 2048 };
 
+struct qmat;
+
 struct small_job {
     int m, k, j0, j1;
     float alpha, beta;
     const float *a, *b;
     float *c;
     int lda, ldb, ldc;
+    const struct qmat *q; /* the packed twin of b, or NULL */
 };
+
+/* A registered weight matrix b (k x n, row-major, ldb == n) whose values are exactly
+ * s[g][j] * q[kk][j] + z[g][j] (g = kk / group, one multiply and one add, each rounded): the
+ * small kernel reads the one-byte q and the per-group s and z instead of b's floats (about a
+ * third of the bytes) and rebuilds b's exact values, so every product gives the same bits as
+ * with b itself. Stored in chunks of QW columns, each chunk's k rows contiguous, so that a
+ * kernel walking one chunk down all of k streams it in order; the last chunk is padded with
+ * zeros. Registered by the model loader (ollmlx_qmat_register), which also removes the entry
+ * before b's buffer can be freed. */
+enum { QW = 8 };
+
+struct qmat {
+    const float *b;
+    int k, n, group, chunks;
+    uint8_t *q;   /* chunks x k x QW */
+    float *s, *z; /* chunks x (k / group) x QW */
+};
+
+/* Rebuild rows kk..kk+rows-1, columns j0..j0+w-1 of a packed matrix into out (rows x w). */
+static void qmat_rows(const struct qmat *m, int kk, int rows, int j0, int w, float *out) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    int groups = m->k / m->group;
+    for (int r = 0; r < rows; r++) {
+        int row = kk + r, g = row / m->group;
+        float *o = out + (size_t)r * w;
+        for (int j = 0; j < w; j++) {
+            int c = (j0 + j) / QW, t = (j0 + j) % QW;
+            float sv = m->s[((size_t)c * groups + g) * QW + t];
+            float zv = m->z[((size_t)c * groups + g) * QW + t];
+            float tv = sv * (float)m->q[((size_t)c * m->k + row) * QW + t];
+            o[j] = tv + zv;
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+#define QMAT_AVX2 1
+/* Columns [c0 * QW, c1 * QW) of a packed product on AVX2+FMA: per chunk, every row's
+ * accumulator stays in a register while the chunk's k rows stream by, each rebuilt once
+ * (multiply, then add: the exact float of b) and used by all m rows. Each element adds its k
+ * terms one after another with FMA, as small_m_cols's AVX2 clone does, so the bits are those
+ * of the float product. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+qmat_chunk(const int m, const struct qmat *q, int c, const float *a, int lda, float alpha,
+           float beta, float *cm, int ldc, int n) {
+#pragma clang fp contract(off)
+    __m256 acc[SMALL_M];
+    for (int r = 0; r < m; r++) acc[r] = _mm256_setzero_ps();
+    int groups = q->k / q->group;
+    const uint8_t *qc = q->q + (size_t)c * q->k * QW;
+    const float *sc = q->s + (size_t)c * groups * QW, *zc = q->z + (size_t)c * groups * QW;
+    for (int g = 0; g < groups; g++) {
+        __m256 sv = _mm256_loadu_ps(sc + (size_t)g * QW), zv = _mm256_loadu_ps(zc + (size_t)g * QW);
+        for (int kk = g * q->group; kk < (g + 1) * q->group; kk++) {
+            __m128i raw = _mm_loadl_epi64((const __m128i *)(qc + (size_t)kk * QW));
+            __m256 w = _mm256_add_ps(_mm256_mul_ps(sv, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(raw))), zv);
+            for (int r = 0; r < m; r++)
+                acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (size_t)r * lda + kk), w, acc[r]);
+        }
+    }
+    int j0 = c * QW, width = n - j0 < QW ? n - j0 : QW;
+    __m256 al = _mm256_set1_ps(alpha);
+    for (int r = 0; r < m; r++) {
+        float out[QW], *cr = cm + (size_t)r * ldc + j0;
+        __m256 add = _mm256_setzero_ps();
+        if (beta != 0.0f) {
+            float old[QW] = {0};
+            for (int t = 0; t < width; t++) old[t] = cr[t];
+            add = _mm256_mul_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(old));
+        }
+        _mm256_storeu_ps(out, _mm256_fmadd_ps(al, acc[r], add));
+        for (int t = 0; t < width; t++) cr[t] = out[t];
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void qmat_cols_avx2(const struct small_job *t) {
+    int c0 = t->j0 / QW, c1 = (t->j1 + QW - 1) / QW;
+    int n = t->j1; /* columns past j1 belong to other shares; j1 is a multiple of QW or n */
+    for (int c = c0; c < c1; c++) {
+        switch (t->m) {
+#define QCASE(M) \
+    case M: qmat_chunk(M, t->q, c, t->a, t->lda, t->alpha, t->beta, t->c, t->ldc, n); break;
+            QCASE(1) QCASE(2) QCASE(3) QCASE(4) QCASE(5) QCASE(6) QCASE(7) QCASE(8)
+#undef QCASE
+        }
+    }
+}
+
+static int qmat_avx2(void) {
+    static int on = -1; /* benign race */
+    if (on < 0) on = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return on;
+}
+#endif
 
 /* c[r, j0..j1] = alpha * sum_k a[r, k] * b[k, j] + beta * c[r, j]: b is read once, row by
  * row, one column block at a time. The inner loop is element-wise (no reduction), so the
@@ -68,7 +168,14 @@ struct small_job {
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
 static void small_m_cols(const struct small_job *t) {
+#ifdef QMAT_AVX2
+    if (t->q && qmat_avx2()) {
+        qmat_cols_avx2(t);
+        return;
+    }
+#endif
     float acc[SMALL_M][COL_BLOCK];
+    float wq[4][COL_BLOCK]; /* rebuilt rows of a packed b */
     for (int jb = t->j0; jb < t->j1; jb += COL_BLOCK) {
         int w = t->j1 - jb < COL_BLOCK ? t->j1 - jb : COL_BLOCK;
         for (int r = 0; r < t->m; r++)
@@ -80,6 +187,10 @@ static void small_m_cols(const struct small_job *t) {
         for (; kk + 4 <= t->k; kk += 4) {
             const float *b0 = t->b + (size_t)kk * t->ldb + jb;
             const float *b1 = b0 + t->ldb, *b2 = b1 + t->ldb, *b3 = b2 + t->ldb;
+            if (t->q) {
+                qmat_rows(t->q, kk, 4, jb, w, &wq[0][0]);
+                b0 = wq[0], b1 = wq[0] + w, b2 = wq[0] + 2 * w, b3 = wq[0] + 3 * w;
+            }
             for (int r = 0; r < t->m; r++) {
                 const float *ar_in = t->a + (size_t)r * t->lda + kk;
                 float a0 = ar_in[0], a1 = ar_in[1], a2 = ar_in[2], a3 = ar_in[3];
@@ -90,6 +201,10 @@ static void small_m_cols(const struct small_job *t) {
         }
         for (; kk < t->k; kk++) {
             const float *brow = t->b + (size_t)kk * t->ldb + jb;
+            if (t->q) {
+                qmat_rows(t->q, kk, 1, jb, w, &wq[0][0]);
+                brow = wq[0];
+            }
             for (int r = 0; r < t->m; r++) {
                 float av = t->a[(size_t)r * t->lda + kk];
                 float *ar = acc[r];
@@ -235,7 +350,7 @@ static int pool_grow(int want) {
  * of 16 columns (vector-aligned); each element's sum runs in the same order whatever the
  * split, so the result does not depend on the thread count. */
 static void small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                    int ldb, float beta, float *c, int ldc) {
+                    int ldb, float beta, float *c, int ldc, const struct qmat *q) {
     int threads = small_m_threads();
     if ((size_t)n * (size_t)k < ((size_t)1 << 18) || n < 32) threads = 1;
     int helpers = 0;
@@ -249,7 +364,7 @@ static void small_m(int m, int n, int k, float alpha, const float *a, int lda, c
     struct small_job *jobs = helpers ? pool.jobs : (struct small_job[1]){0};
     for (int t = 0; t < shares; t++) {
         int j0 = t * per < n ? t * per : n, j1 = j0 + per < n ? j0 + per : n;
-        jobs[t] = (struct small_job){m, k, j0, j1, alpha, beta, a, b, c, lda, ldb, ldc};
+        jobs[t] = (struct small_job){m, k, j0, j1, alpha, beta, a, b, c, lda, ldb, ldc, q};
     }
     if (helpers == 0) {
         small_m_cols(&jobs[0]);
@@ -280,6 +395,142 @@ static void small_m(int m, int n, int k, float alpha, const float *a, int lda, c
     pthread_mutex_unlock(&pool.use);
 }
 
+/* Whether every value of m rebuilds to b's bits (same arithmetic as qmat_rows). */
+static int qmat_matches(const struct qmat *m) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    int groups = m->k / m->group;
+    for (int c = 0; c < m->chunks; c++) {
+        int width = m->n - c * QW < QW ? m->n - c * QW : QW;
+        for (int kk = 0; kk < m->k; kk++) {
+            const uint8_t *qr = m->q + ((size_t)c * m->k + kk) * QW;
+            size_t g = (size_t)c * groups + kk / m->group;
+            const float *sg = m->s + g * QW, *zg = m->z + g * QW;
+            const float *br = m->b + (size_t)kk * m->n + (size_t)c * QW;
+            for (int t = 0; t < width; t++) {
+                float tv = sg[t] * (float)qr[t];
+                float w = tv + zg[t];
+                if (memcmp(&w, &br[t], sizeof w) != 0) return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* The registry of packed twins: a small array searched by b's address, under a read-write
+ * lock that a product holds while it reads a twin (so an entry is never freed under it). */
+static pthread_rwlock_t qlock = PTHREAD_RWLOCK_INITIALIZER;
+static struct qmat *qtab;
+static atomic_int qcount; /* read without the lock only to skip the lookup when empty */
+static int qcap;
+
+/* 0 when OLLMLX_BLAS_PACKED=0 turned the packed twins off (for A/B runs). */
+static int packed_on(void) {
+    static int on = -1; /* benign race */
+    if (on < 0) {
+        const char *v = getenv("OLLMLX_BLAS_PACKED");
+        on = !(v && strcmp(v, "0") == 0);
+    }
+    return on;
+}
+
+static void qmat_free(struct qmat *m) {
+    free(m->q);
+    free(m->s);
+    free(m->z);
+}
+
+/* Register b (k x n, row-major) with its packed form in the orientation it was quantized in:
+ * q n x k bytes (row j holds column j of b), s and z n x (k / group). Copied here into the
+ * chunked layout; every value is rebuilt and compared with b bit for bit first. Returns 1 when
+ * registered, 0 when some value differs (nothing registered), -1 on bad arguments or no
+ * memory. Registering the same b again replaces the entry. */
+int ollmlx_qmat_register(const float *b, int k, int n, int group, const uint8_t *q,
+                         const float *s, const float *z) {
+#if !defined(__clang__)
+    /* The rebuild must not be fused into one rounding (clang's `fp contract(off)` pragma
+     * guarantees it; other compilers may contract it in the AVX2 code): no twins. */
+    (void)b, (void)k, (void)n, (void)group, (void)q, (void)s, (void)z;
+    return -1;
+#endif
+    if (!b || !q || !s || !z || k <= 0 || n <= 0 || group <= 0 || k % group != 0) return -1;
+    if (!packed_on()) return -1;
+    int chunks = (n + QW - 1) / QW, groups = k / group;
+    struct qmat m = {b, k, n, group, chunks, NULL, NULL, NULL};
+    size_t nq = (size_t)chunks * k * QW, ns = (size_t)chunks * groups * QW;
+    m.q = calloc(nq, 1);
+    m.s = calloc(ns, sizeof(float));
+    m.z = calloc(ns, sizeof(float));
+    if (!m.q || !m.s || !m.z) {
+        qmat_free(&m);
+        return -1;
+    }
+    for (int j = 0; j < n; j++) {
+        int c = j / QW, t = j % QW;
+        const uint8_t *qj = q + (size_t)j * k;
+        uint8_t *qc = m.q + (size_t)c * k * QW + t;
+        for (int kk = 0; kk < k; kk++) qc[(size_t)kk * QW] = qj[kk];
+        for (int g = 0; g < groups; g++) {
+            size_t at = ((size_t)c * groups + g) * QW + t;
+            m.s[at] = s[(size_t)j * groups + g];
+            m.z[at] = z[(size_t)j * groups + g];
+        }
+    }
+    if (!qmat_matches(&m)) {
+        qmat_free(&m);
+        return 0;
+    }
+    pthread_rwlock_wrlock(&qlock);
+    int at = qcount;
+    for (int i = 0; i < qcount; i++)
+        if (qtab[i].b == b) at = i;
+    if (at == qcount && qcount == qcap) {
+        int cap = qcap ? qcap * 2 : 64;
+        struct qmat *grown = realloc(qtab, (size_t)cap * sizeof(struct qmat));
+        if (!grown) {
+            pthread_rwlock_unlock(&qlock);
+            qmat_free(&m);
+            return -1;
+        }
+        qtab = grown;
+        qcap = cap;
+    }
+    if (at < qcount) qmat_free(&qtab[at]);
+    else atomic_fetch_add(&qcount, 1);
+    qtab[at] = m;
+    pthread_rwlock_unlock(&qlock);
+    return 1;
+}
+
+/* Forget b's twin (before b's buffer is freed); waits for products reading it. */
+void ollmlx_qmat_unregister(const float *b) {
+    pthread_rwlock_wrlock(&qlock);
+    for (int i = 0; i < qcount; i++)
+        if (qtab[i].b == b) {
+            qmat_free(&qtab[i]);
+            qtab[i] = qtab[atomic_fetch_sub(&qcount, 1) - 1];
+            break;
+        }
+    pthread_rwlock_unlock(&qlock);
+}
+
+/* Registered twins (for tests and logs). */
+int ollmlx_qmat_count(void) {
+    pthread_rwlock_rdlock(&qlock);
+    int n = qcount;
+    pthread_rwlock_unlock(&qlock);
+    return n;
+}
+
+/* The twin of b for a k x n row-major product, or NULL; the caller holds qlock for reading. */
+static const struct qmat *qmat_find(const float *b, int k, int n, int ldb) {
+    for (int i = 0; i < qcount; i++)
+        if (qtab[i].b == b)
+            return qtab[i].k == k && qtab[i].n == n && ldb == n ? &qtab[i] : NULL;
+    return NULL;
+}
+
 void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c,
                  int ldc) {
@@ -289,7 +540,13 @@ void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float
      * step gives every row exactly what it gets alone). */
     if (routed && m >= 1 && m <= SMALL_M && trans_a == NO_TRANS && trans_b == NO_TRANS &&
         small_m_on()) {
-        small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (atomic_load_explicit(&qcount, memory_order_relaxed) > 0 && packed_on()) {
+            pthread_rwlock_rdlock(&qlock);
+            small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, qmat_find(b, k, n, ldb));
+            pthread_rwlock_unlock(&qlock);
+        } else {
+            small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+        }
         return;
     }
     if (routed && m == 1) {

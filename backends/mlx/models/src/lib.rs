@@ -23,6 +23,7 @@ pub mod lora;
 pub mod moe;
 pub mod nn;
 pub mod nomic_bert;
+pub mod packed;
 pub mod phi3;
 pub mod pooling;
 pub mod quant;
@@ -104,16 +105,34 @@ pub const GGUF_IN_DIR: &str = "model.gguf";
 /// or a directory holding `model.gguf` (and no `config.json`). A directory with
 /// `adapters/adapter_config.json` gets that LoRA adapter merged at load ([`lora`]).
 pub fn load(path: &Path, opts: LoadOptions) -> Result<Loaded> {
-    if path.is_dir() {
+    let loaded = if path.is_dir() {
         let gguf = path.join(GGUF_IN_DIR);
         if !path.join("config.json").exists() && gguf.exists() {
             let adapter = lora::adapter_dir(path);
-            return load_gguf_with_adapter(&gguf, opts, adapter.as_deref());
+            load_gguf_with_adapter(&gguf, opts, adapter.as_deref())?
+        } else {
+            load_safetensors_dir(path, opts)?
         }
-        load_safetensors_dir(path, opts)
     } else {
-        load_gguf(path, opts)
+        load_gguf(path, opts)?
+    };
+    register_packed(loaded.model.as_ref())?;
+    Ok(loaded)
+}
+
+/// Hand a decoder's packed twins ([`packed`]) to the BLAS shim now, as part of loading, by
+/// running one throw-away token through it: each layer registers its twin on its first
+/// decode-sized product, which would otherwise land in the first request's second token.
+fn register_packed(model: &dyn Model) -> Result<()> {
+    if model.as_encoder().is_some() || !mlx_sys::packed::available() || !hostmath::enabled() {
+        return Ok(());
     }
+    let mut caches = model.new_caches();
+    let token = Array::from_slice(&[0i32], &[1, 1]);
+    model
+        .forward(&token, &mut caches, LogitsMode::Last)?
+        .eval()?;
+    Ok(())
 }
 
 /// Load a GGUF file.
@@ -226,8 +245,14 @@ pub fn load_gguf_with_adapter(
 }
 
 /// MLX only opens files named `*.gguf`; store blobs are named by digest. Give such a file a
-/// `.gguf`-named symlink in the temp directory.
+/// `.gguf`-named symlink in the temp directory. The link's name carries a hash of the target's
+/// full path (two stores holding the same digest get two links) and it is made under a
+/// temporary name and renamed into place, so concurrent loads never see each other's
+/// half-made link (they used to fail with "File exists").
 fn gguf_named(path: &Path) -> Result<std::path::PathBuf> {
+    use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     if path.extension().is_some_and(|e| e == "gguf") {
         return Ok(path.to_path_buf());
     }
@@ -240,15 +265,26 @@ fn gguf_named(path: &Path) -> Result<std::path::PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    target.hash(&mut h);
     let dir = std::env::temp_dir().join("ollmlx-gguf-links");
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let link = dir.join(format!("{name}.gguf"));
+    let link = dir.join(format!("{name}-{:016x}.gguf", h.finish()));
     if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
-        let _ = std::fs::remove_file(&link);
+        let tmp = dir.join(format!(
+            ".{name}-{}-{}.tmp",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&tmp);
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &link).map_err(err)?;
+        std::os::unix::fs::symlink(&target, &tmp).map_err(err)?;
         #[cfg(not(unix))]
-        std::fs::copy(&target, &link).map(|_| ()).map_err(err)?;
+        std::fs::copy(&target, &tmp).map(|_| ()).map_err(err)?;
+        if let Err(e) = std::fs::rename(&tmp, &link) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
     }
     Ok(link)
 }
@@ -336,6 +372,35 @@ pub fn load_safetensors_dir(dir: &Path, opts: LoadOptions) -> Result<Loaded> {
 #[cfg(test)]
 mod smoke {
     use mlx_rs::Array;
+
+    #[test]
+    fn concurrent_loads_of_same_named_blobs_each_get_a_link_to_their_own_file() {
+        // Two stores holding a blob of the same digest name, linked from 8 threads at once:
+        // every call succeeds and each link leads to its own store's file.
+        let root = std::env::temp_dir().join(format!("ollmlx-link-race-{}", std::process::id()));
+        let blob = "sha256-0123456789abcdef-link-race";
+        let files: Vec<_> = (0..2)
+            .map(|i| {
+                let d = root.join(format!("store{i}"));
+                std::fs::create_dir_all(&d).unwrap();
+                std::fs::write(d.join(blob), format!("store {i}")).unwrap();
+                d.join(blob)
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let file = &files[t % 2];
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        let link = super::gguf_named(file).unwrap();
+                        let text = std::fs::read_to_string(&link).unwrap();
+                        assert_eq!(text, format!("store {}", t % 2));
+                    }
+                });
+            }
+        });
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn matmul_runs_on_the_cpu_device() {

@@ -12,6 +12,7 @@ use mlx_rs::Array;
 use crate::cache::KvCache;
 use crate::error::Result;
 use crate::hostmath::Gate;
+use crate::packed::{Packed, PackedSource};
 
 /// Affine quantization parameters (MLX layout: packed `uint32` weights, per-group scales/biases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub enum Linear {
     /// a 49k-row output head, measured (docs/engine.md, "CPU weight layout"); chosen by
     /// `LoadOptions::transpose_dense`.
     DenseT {
+        /// The packed twin for decode steps on the CPU ([`crate::packed`]); declared first so
+        /// that it is dropped (unregistered) before the weights.
+        packed: Option<Packed>,
         /// `[in, out]`, row-major.
         weight_t: Array,
         /// Optional `[out]` bias.
@@ -68,10 +72,25 @@ impl Linear {
             } => return Ok(mlx_rs::ops::addmm(b, x, weight.t(), None, None)?),
             Linear::Dense { weight, bias } => (x.matmul(weight.t())?, bias),
             Linear::DenseT {
+                packed,
                 weight_t,
                 bias: Some(b),
-            } => return Ok(mlx_rs::ops::addmm(b, x, weight_t, None, None)?),
-            Linear::DenseT { weight_t, bias } => (x.matmul(weight_t)?, bias),
+            } => {
+                if let Some(p) = packed {
+                    p.prepare(weight_t, x);
+                }
+                return Ok(mlx_rs::ops::addmm(b, x, weight_t, None, None)?);
+            }
+            Linear::DenseT {
+                packed,
+                weight_t,
+                bias,
+            } => {
+                if let Some(p) = packed {
+                    p.prepare(weight_t, x);
+                }
+                (x.matmul(weight_t)?, bias)
+            }
             Linear::Quantized {
                 weight,
                 scales,
@@ -114,7 +133,9 @@ impl Linear {
     pub fn arrays(&self) -> Vec<&Array> {
         match self {
             Linear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
-            Linear::DenseT { weight_t, bias } => std::iter::once(weight_t).chain(bias).collect(),
+            Linear::DenseT { weight_t, bias, .. } => {
+                std::iter::once(weight_t).chain(bias).collect()
+            }
             Linear::Quantized {
                 weight,
                 scales,
@@ -137,8 +158,15 @@ impl Linear {
     /// layers already transposed are returned unchanged. The copy is lazy (made when the
     /// weights are evaluated at load).
     pub fn transposed(self) -> Result<Linear> {
+        self.transposed_packed(None)
+    }
+
+    /// [`Linear::transposed`], keeping the quantized arrays the weights were dequantized from
+    /// for the packed decode route ([`crate::packed`]).
+    pub fn transposed_packed(self, source: Option<PackedSource>) -> Result<Linear> {
         match self {
             Linear::Dense { weight, bias } => Ok(Linear::DenseT {
+                packed: source.map(Packed::new),
                 weight_t: weight.t().contiguous()?,
                 bias,
             }),
@@ -181,13 +209,25 @@ impl Projections {
             acc += p.out_features();
             bounds.push(acc);
         }
-        let (mut ws, mut bs) = (Vec::new(), Vec::new());
+        let (mut ws, mut bs, mut srcs) = (Vec::new(), Vec::new(), Vec::new());
+        let n = parts.len();
         for p in parts {
-            if let Linear::DenseT { weight_t, bias } = p {
+            if let Linear::DenseT {
+                packed,
+                weight_t,
+                bias,
+            } = p
+            {
                 ws.push(weight_t);
                 bs.extend(bias);
+                srcs.extend(packed.and_then(|p| p.take_source()));
             }
         }
+        let packed = if srcs.len() == n {
+            PackedSource::concat(&srcs)?.map(Packed::new)
+        } else {
+            None
+        };
         let weight_t = mlx_rs::ops::concatenate(&ws, 1)?;
         let bias = if bs.is_empty() {
             None
@@ -195,7 +235,11 @@ impl Projections {
             Some(mlx_rs::ops::concatenate(&bs, 0)?)
         };
         Ok(Projections::Fused {
-            linear: Linear::DenseT { weight_t, bias },
+            linear: Linear::DenseT {
+                packed,
+                weight_t,
+                bias,
+            },
             bounds,
         })
     }

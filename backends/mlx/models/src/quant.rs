@@ -123,7 +123,13 @@ pub fn linear_as(
     if w.options().dequantize {
         let d = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
         let d = cast(w, d)?;
-        return crate::weights::dense(d, bias, transpose);
+        let source = crate::packed::PackedSource {
+            weight,
+            scales,
+            biases,
+            spec,
+        };
+        return w.dense_from_quantized(d, bias, transpose, source);
     }
     Ok(Linear::Quantized {
         weight,

@@ -11,6 +11,7 @@ use mlx_rs::{Array, Dtype};
 
 use crate::error::{ModelError, Result};
 use crate::nn::{Embedding, Linear, QuantSpec, RmsNorm};
+use crate::packed::PackedSource;
 
 /// How weights are materialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,11 @@ pub(crate) fn dense(weight: Array, bias: Option<Array>, transpose: bool) -> Resu
     }
 }
 
+/// The handle identity of an array (stable while that `Array` value lives).
+fn handle(a: &Array) -> usize {
+    a.as_ptr().ctx as usize
+}
+
 /// Where the tensors came from (decides naming and the RoPE layout of q/k).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -72,6 +78,9 @@ pub struct Weights {
     quant_group_size: i32,
     /// Source format.
     pub format: WeightFormat,
+    /// The quantized arrays of float layers built row-major (embedding tables), by the float
+    /// array's handle, for a transposition later ([`Weights::tied_head_layout`]).
+    untransposed: HashMap<usize, PackedSource>,
 }
 
 impl Weights {
@@ -83,6 +92,7 @@ impl Weights {
         group: i32,
     ) -> Self {
         Weights {
+            untransposed: HashMap::new(),
             map,
             opts,
             quant_group_size: group,
@@ -202,7 +212,13 @@ impl Weights {
             let (scales, biases) = (self.cast(scales)?, self.cast(biases)?);
             let w = dequantize(&weight, &scales, &biases, spec.group_size, spec.bits)?;
             let w = self.cast(w)?;
-            return dense(w, bias, transpose);
+            let source = PackedSource {
+                weight,
+                scales,
+                biases,
+                spec,
+            };
+            return self.dense_from_quantized(w, bias, transpose, source);
         }
         Ok(Linear::Quantized {
             weight,
@@ -233,9 +249,32 @@ impl Weights {
         if lm_head.is_some() || !self.opts.transpose_dense {
             return Ok(embed);
         }
+        let source = match &embed.table {
+            Linear::Dense { weight, .. } => self.untransposed.get(&handle(weight)).cloned(),
+            _ => None,
+        };
         Ok(Embedding {
-            table: embed.table.transposed()?,
+            table: embed.table.transposed_packed(source)?,
         })
+    }
+
+    /// A float layer dequantized from `source`: transposed with its packed twin, or row-major
+    /// with the source remembered for [`Weights::tied_head_layout`].
+    pub(crate) fn dense_from_quantized(
+        &mut self,
+        weight: Array,
+        bias: Option<Array>,
+        transpose: bool,
+        source: PackedSource,
+    ) -> Result<Linear> {
+        let l = Linear::Dense { weight, bias };
+        if transpose {
+            return l.transposed_packed(Some(source));
+        }
+        if let Linear::Dense { weight, .. } = &l {
+            self.untransposed.insert(handle(weight), source);
+        }
+        Ok(l)
     }
 
     /// Build an RMSNorm from `{prefix}.weight`.
