@@ -59,8 +59,10 @@ pub enum BudgetError {
 /// Predicted resident bytes of a loaded model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Footprint {
-    /// Weights in the dtype the load policy produces.
+    /// Weights in the dtype the load policy produces (MLX allocations).
     pub weights: u64,
+    /// Packed twins of dequantized weights, held by the BLAS shim outside MLX.
+    pub packed: u64,
     /// KV cache for `num_ctx × num_parallel` tokens.
     pub kv: u64,
     /// Activations, logits, allocator slack.
@@ -70,7 +72,7 @@ pub struct Footprint {
 impl Footprint {
     /// Everything together (what `/api/ps` reports as `size`).
     pub fn total(&self) -> u64 {
-        self.weights + self.kv + self.overhead
+        self.weights + self.packed + self.kv + self.overhead
     }
 }
 
@@ -149,6 +151,24 @@ pub fn weight_bytes(tensors: &[TensorSize], opts: LoadOptions, group: u64) -> u6
         .sum()
 }
 
+/// Bytes of the packed twins the BLAS shim keeps outside MLX for weights dequantized into the
+/// transposed CPU layout (`ollmlx_models::packed`): a byte per value plus a float32 scale and
+/// bias per group.
+pub fn twin_bytes(tensors: &[TensorSize], opts: LoadOptions, group: u64) -> u64 {
+    if !(opts.dequantize && opts.transpose_dense) {
+        return 0;
+    }
+    let twin = |elements: u64, group: u64| elements + 2 * elements.div_ceil(group.max(1)) * 4;
+    tensors
+        .iter()
+        .map(|t| match t.storage {
+            Storage::Packed { .. } => twin(t.elements, group),
+            Storage::GgufQuant { .. } => twin(t.elements, 32),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// KV cache bytes: layers × kv_heads × head_dim × 2 (keys and values) × dtype × tokens, with
 /// tokens = `num_ctx × num_parallel`.
 pub fn kv_bytes(shape: KvShape, num_ctx: u64, num_parallel: u64, dtype: Dtype) -> u64 {
@@ -192,6 +212,7 @@ pub fn estimate(
     let weights = weight_bytes(&tensors, opts, group);
     Ok(Footprint {
         weights,
+        packed: twin_bytes(&tensors, opts, group),
         kv: kv_bytes(shape, num_ctx, num_parallel, opts.compute_dtype),
         overhead: overhead(weights),
     })

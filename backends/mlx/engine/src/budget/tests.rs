@@ -67,6 +67,17 @@ fn cpu_policy_counts_dequantized_float32_and_gpu_keeps_packed_weights() {
     // GPU: 4 bits per value + bf16 scale and bias per group of 32, floats in bf16.
     let packed = 1024 * 1024 / 2 + 2 * (1024 * 1024 / 32) * 2;
     assert_eq!(weight_bytes(&t, GPU, 32), packed + 1000 * 2);
+    // CPU with the transposed layout: the same MLX weights, plus the packed twin the BLAS
+    // shim keeps outside MLX (a byte per value, float32 scale and bias per group of 32).
+    let cpu_t = LoadOptions {
+        transpose_dense: true,
+        ..CPU
+    };
+    assert_eq!(weight_bytes(&t, cpu_t, 32), (1024 * 1024 + 1000) * 4);
+    let twin = 1024 * 1024 + 2 * (1024 * 1024 / 32) * 4;
+    assert_eq!(twin_bytes(&t, cpu_t, 32), twin);
+    assert_eq!(twin_bytes(&t, CPU, 32), 0);
+    assert_eq!(twin_bytes(&t, GPU, 32), 0);
 }
 
 #[test]
@@ -221,7 +232,7 @@ fn gguf_headers_give_weights_and_kv_shape_without_reading_data() {
     // 2 layers × 2 kv heads × head_dim 32 × 2 × f32 × 1024 ctx × 2 parallel.
     assert_eq!(f.kv, 2 * 2 * 32 * 2 * 4 * 1024 * 2);
     assert_eq!(f.overhead, overhead(f.weights));
-    assert_eq!(f.total(), f.weights + f.kv + f.overhead);
+    assert_eq!(f.total(), f.weights + f.packed + f.kv + f.overhead);
 
     let g = estimate(&p, GPU, 1024, 1).unwrap();
     assert_eq!(
