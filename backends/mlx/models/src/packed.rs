@@ -197,20 +197,22 @@ mod tests {
             eprintln!("SKIP: this build's BLAS has no packed route (no shim)");
             return;
         }
-        for bits in [4, 8, 2] {
+        for (bits, biased) in [(4, false), (8, false), (2, false), (4, true)] {
             let (d, src) = layer(200, 96, bits, bits as u32 * 77);
+            // A bias makes the product an `addmm` (BLAS with beta = 1 over the bias).
+            let bias = biased.then(|| {
+                let v: Vec<f32> = (0..200).map(|i| (i as f32 * 0.37).sin()).collect();
+                Array::from_slice(&v, &[200])
+            });
             let plain = Linear::Dense {
                 weight: d.clone(),
-                bias: None,
+                bias: bias.clone(),
             }
             .transposed()
             .unwrap();
-            let twin = Linear::Dense {
-                weight: d,
-                bias: None,
-            }
-            .transposed_packed(Some(src))
-            .unwrap();
+            let twin = Linear::Dense { weight: d, bias }
+                .transposed_packed(Some(src))
+                .unwrap();
             for rows in [1, 3, 8] {
                 let x: Vec<f32> = (0..rows * 96)
                     .map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0)
@@ -218,7 +220,11 @@ mod tests {
                 let x = Array::from_slice(&x, &[1, rows, 96]);
                 let want = plain.forward(&x).unwrap();
                 let got = twin.forward(&x).unwrap();
-                assert_eq!(bits_of(&got), bits_of(&want), "{bits}-bit, {rows} rows");
+                assert_eq!(
+                    bits_of(&got),
+                    bits_of(&want),
+                    "{bits}-bit, bias {biased}, {rows} rows"
+                );
             }
             let Linear::DenseT {
                 packed: Some(p), ..
