@@ -152,18 +152,25 @@ pub fn weight_bytes(tensors: &[TensorSize], opts: LoadOptions, group: u64) -> u6
 }
 
 /// Bytes of the packed twins the BLAS shim keeps outside MLX for weights dequantized into the
-/// transposed CPU layout (`ollmlx_models::packed`): a byte per value plus a float32 scale and
-/// bias per group.
+/// transposed CPU layout (`ollmlx_models::packed`): half a byte per value for 2- and 4-bit
+/// weights, a byte for wider ones, plus a float32 scale and bias per group.
 pub fn twin_bytes(tensors: &[TensorSize], opts: LoadOptions, group: u64) -> u64 {
     if !(opts.dequantize && opts.transpose_dense) {
         return 0;
     }
-    let twin = |elements: u64, group: u64| elements + 2 * elements.div_ceil(group.max(1)) * 4;
+    let twin = |elements: u64, bits: u64, group: u64| {
+        let values = if bits <= 4 {
+            elements.div_ceil(2)
+        } else {
+            elements
+        };
+        values + 2 * elements.div_ceil(group.max(1)) * 4
+    };
     tensors
         .iter()
         .map(|t| match t.storage {
-            Storage::Packed { .. } => twin(t.elements, group),
-            Storage::GgufQuant { .. } => twin(t.elements, 32),
+            Storage::Packed { bytes } => twin(t.elements, bytes * 8 / t.elements.max(1), group),
+            Storage::GgufQuant { bits } => twin(t.elements, bits, 32),
             _ => 0,
         })
         .sum()

@@ -65,8 +65,9 @@ struct small_job {
 
 /* A registered weight matrix b (k x n, row-major, ldb == n) whose values are exactly
  * s[g][j] * q[kk][j] + z[g][j] (g = kk / group, one multiply and one add, each rounded): the
- * small kernel reads the one-byte q and the per-group s and z instead of b's floats (about a
- * third of the bytes) and rebuilds b's exact values, so every product gives the same bits as
+ * small kernel reads q (one byte per value, or half a byte when every value fits in 4 bits)
+ * and the per-group s and z instead of b's floats (a third to a fifth of the bytes) and
+ * rebuilds b's exact values, so every product gives the same bits as
  * with b itself. Stored in chunks of QW columns, each chunk's k rows contiguous, so that a
  * kernel walking one chunk down all of k streams it in order; the last chunk is padded with
  * zeros. Registered by the model loader (ollmlx_qmat_register), which also removes the entry
@@ -76,9 +77,17 @@ enum { QW = 8 };
 struct qmat {
     const float *b;
     int k, n, group, chunks;
-    uint8_t *q;   /* chunks x k x QW */
-    float *s, *z; /* chunks x (k / group) x QW */
+    int row_bytes; /* bytes per chunk row: QW, or QW / 2 when every value fits in 4 bits */
+    uint8_t *q;    /* chunks x k x row_bytes */
+    float *s, *z;  /* chunks x (k / group) x QW */
 };
+
+/* Value t (0..QW-1) of a chunk row. In the 4-bit layout byte i holds value i in its low
+ * nibble and value i + QW / 2 in its high nibble. */
+static inline int qmat_value(const struct qmat *m, const uint8_t *row, int t) {
+    if (m->row_bytes == QW) return row[t];
+    return (row[t % (QW / 2)] >> (4 * (t / (QW / 2)))) & 15;
+}
 
 /* Rebuild rows kk..kk+rows-1, columns j0..j0+w-1 of a packed matrix into out (rows x w). */
 static void qmat_rows(const struct qmat *m, int kk, int rows, int j0, int w, float *out) {
@@ -93,7 +102,8 @@ static void qmat_rows(const struct qmat *m, int kk, int rows, int j0, int w, flo
             int c = (j0 + j) / QW, t = (j0 + j) % QW;
             float sv = m->s[((size_t)c * groups + g) * QW + t];
             float zv = m->z[((size_t)c * groups + g) * QW + t];
-            float tv = sv * (float)m->q[((size_t)c * m->k + row) * QW + t];
+            const uint8_t *qrow = m->q + ((size_t)c * m->k + row) * m->row_bytes;
+            float tv = sv * (float)qmat_value(m, qrow, t);
             o[j] = tv + zv;
         }
     }
@@ -114,13 +124,23 @@ qmat_chunk(const int m, const struct qmat *q, int c, const float *a, int lda, fl
     __m256 acc[SMALL_M];
     for (int r = 0; r < m; r++) acc[r] = _mm256_setzero_ps();
     int groups = q->k / q->group;
-    const uint8_t *qc = q->q + (size_t)c * q->k * QW;
+    const int rb = q->row_bytes;
+    const uint8_t *qc = q->q + (size_t)c * q->k * rb;
+    const __m256i shifts = _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28);
+    const __m256i low4 = _mm256_set1_epi32(15);
     const float *sc = q->s + (size_t)c * groups * QW, *zc = q->z + (size_t)c * groups * QW;
     for (int g = 0; g < groups; g++) {
         __m256 sv = _mm256_loadu_ps(sc + (size_t)g * QW), zv = _mm256_loadu_ps(zc + (size_t)g * QW);
         for (int kk = g * q->group; kk < (g + 1) * q->group; kk++) {
-            __m128i raw = _mm_loadl_epi64((const __m128i *)(qc + (size_t)kk * QW));
-            __m256 w = _mm256_add_ps(_mm256_mul_ps(sv, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(raw))), zv);
+            __m256i qi;
+            if (rb == QW) {
+                qi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qc + (size_t)kk * QW)));
+            } else {
+                int word;
+                memcpy(&word, qc + (size_t)kk * rb, sizeof word);
+                qi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), low4);
+            }
+            __m256 w = _mm256_add_ps(_mm256_mul_ps(sv, _mm256_cvtepi32_ps(qi)), zv);
             for (int r = 0; r < m; r++)
                 acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (size_t)r * lda + kk), w, acc[r]);
         }
@@ -404,12 +424,12 @@ static int qmat_matches(const struct qmat *m) {
     for (int c = 0; c < m->chunks; c++) {
         int width = m->n - c * QW < QW ? m->n - c * QW : QW;
         for (int kk = 0; kk < m->k; kk++) {
-            const uint8_t *qr = m->q + ((size_t)c * m->k + kk) * QW;
+            const uint8_t *qr = m->q + ((size_t)c * m->k + kk) * m->row_bytes;
             size_t g = (size_t)c * groups + kk / m->group;
             const float *sg = m->s + g * QW, *zg = m->z + g * QW;
             const float *br = m->b + (size_t)kk * m->n + (size_t)c * QW;
             for (int t = 0; t < width; t++) {
-                float tv = sg[t] * (float)qr[t];
+                float tv = sg[t] * (float)qmat_value(m, qr, t);
                 float w = tv + zg[t];
                 if (memcmp(&w, &br[t], sizeof w) != 0) return 0;
             }
@@ -457,8 +477,11 @@ int ollmlx_qmat_register(const float *b, int k, int n, int group, const uint8_t 
     if (!b || !q || !s || !z || k <= 0 || n <= 0 || group <= 0 || k % group != 0) return -1;
     if (!packed_on()) return -1;
     int chunks = (n + QW - 1) / QW, groups = k / group;
-    struct qmat m = {b, k, n, group, chunks, NULL, NULL, NULL};
-    size_t nq = (size_t)chunks * k * QW, ns = (size_t)chunks * groups * QW;
+    uint8_t qmax = 0;
+    for (size_t i = 0; i < (size_t)k * n; i++) qmax = q[i] > qmax ? q[i] : qmax;
+    int rb = qmax < 16 ? QW / 2 : QW;
+    struct qmat m = {b, k, n, group, chunks, rb, NULL, NULL, NULL};
+    size_t nq = (size_t)chunks * k * rb, ns = (size_t)chunks * groups * QW;
     m.q = calloc(nq, 1);
     m.s = calloc(ns, sizeof(float));
     m.z = calloc(ns, sizeof(float));
@@ -469,8 +492,12 @@ int ollmlx_qmat_register(const float *b, int k, int n, int group, const uint8_t 
     for (int j = 0; j < n; j++) {
         int c = j / QW, t = j % QW;
         const uint8_t *qj = q + (size_t)j * k;
-        uint8_t *qc = m.q + (size_t)c * k * QW + t;
-        for (int kk = 0; kk < k; kk++) qc[(size_t)kk * QW] = qj[kk];
+        uint8_t *qc = m.q + (size_t)c * k * rb;
+        if (rb == QW)
+            for (int kk = 0; kk < k; kk++) qc[(size_t)kk * QW + t] = qj[kk];
+        else
+            for (int kk = 0; kk < k; kk++)
+                qc[(size_t)kk * rb + t % rb] |= (uint8_t)(qj[kk] << (4 * (t / rb)));
         for (int g = 0; g < groups; g++) {
             size_t at = ((size_t)c * groups + g) * QW + t;
             m.s[at] = s[(size_t)j * groups + g];

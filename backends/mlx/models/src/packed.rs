@@ -2,8 +2,9 @@
 //! ([`crate::nn::Linear::DenseT`]) whose float32 weights were dequantized at load from affine
 //! 2-, 4- or 8-bit values keeps those values ([`PackedSource`]) until its first product of at
 //! most [`MAX_ROWS`] rows, then hands them to the BLAS shim (`mlx_sys::packed`) as one byte per
-//! value plus per-group scales and biases. From then on the shim's small kernel, which computes
-//! every decode-step product, reads about a third of the bytes it read from the floats and
+//! value plus per-group scales and biases (the shim keeps 4-bit values as nibbles). From then
+//! on the shim's small kernel, which computes every decode-step product, reads a third to a
+//! fifth of the bytes it read from the floats and
 //! rebuilds exactly the same float values (the shim compares every rebuilt value with the
 //! float matrix before it accepts a twin), so results do not change by a bit. Decode on the
 //! CPU is bound by how fast the weights stream from memory, which is what this saves.

@@ -68,13 +68,14 @@ fn cpu_policy_counts_dequantized_float32_and_gpu_keeps_packed_weights() {
     let packed = 1024 * 1024 / 2 + 2 * (1024 * 1024 / 32) * 2;
     assert_eq!(weight_bytes(&t, GPU, 32), packed + 1000 * 2);
     // CPU with the transposed layout: the same MLX weights, plus the packed twin the BLAS
-    // shim keeps outside MLX (a byte per value, float32 scale and bias per group of 32).
+    // shim keeps outside MLX (half a byte per 4-bit value, float32 scale and bias per group
+    // of 32).
     let cpu_t = LoadOptions {
         transpose_dense: true,
         ..CPU
     };
     assert_eq!(weight_bytes(&t, cpu_t, 32), (1024 * 1024 + 1000) * 4);
-    let twin = 1024 * 1024 + 2 * (1024 * 1024 / 32) * 4;
+    let twin = 1024 * 1024 / 2 + 2 * (1024 * 1024 / 32) * 4;
     assert_eq!(twin_bytes(&t, cpu_t, 32), twin);
     assert_eq!(twin_bytes(&t, CPU, 32), 0);
     assert_eq!(twin_bytes(&t, GPU, 32), 0);
