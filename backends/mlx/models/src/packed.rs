@@ -122,10 +122,15 @@ pub fn registered() -> usize {
     mlx_sys::packed::count()
 }
 
+/// Whether this process's BLAS takes packed twins (the shim is under MLX).
+pub fn available() -> bool {
+    mlx_sys::packed::available()
+}
+
 /// Unpack `src` to one byte per value (`[out, in]`) and register it with its scales and
 /// biases for `weight_t`; the address registered, or `None`.
 fn register(weight_t: &Array, src: &PackedSource) -> Option<usize> {
-    if !mlx_sys::packed::available() {
+    if !available() {
         return None;
     }
     let (k, n) = (weight_t.dim(0) as usize, weight_t.dim(1) as usize);
@@ -188,14 +193,22 @@ mod tests {
         (d, src)
     }
 
+    /// Whether the shim is there; says SKIP when not.
+    fn shim() -> bool {
+        let on = available();
+        if !on {
+            eprintln!("SKIP: this build's BLAS has no packed route (no shim)");
+        }
+        on
+    }
+
     fn bits_of(a: &Array) -> Vec<u32> {
         a.as_slice::<f32>().iter().map(|v| v.to_bits()).collect()
     }
 
     #[test]
     fn a_registered_twin_gives_the_float_products_bit_for_bit() {
-        if !mlx_sys::packed::available() {
-            eprintln!("SKIP: this build's BLAS has no packed route (no shim)");
+        if !shim() {
             return;
         }
         for (bits, biased) in [(4, false), (8, false), (2, false), (4, true)] {
@@ -239,8 +252,7 @@ mod tests {
 
     #[test]
     fn a_twin_that_does_not_rebuild_the_floats_is_refused() {
-        if !mlx_sys::packed::available() {
-            eprintln!("SKIP: this build's BLAS has no packed route (no shim)");
+        if !shim() {
             return;
         }
         let (d, src) = layer(64, 64, 4, 5);
@@ -268,8 +280,7 @@ mod tests {
 
     #[test]
     fn prefill_sized_products_leave_the_twin_pending_and_dropping_unregisters() {
-        if !mlx_sys::packed::available() {
-            eprintln!("SKIP: this build's BLAS has no packed route (no shim)");
+        if !shim() {
             return;
         }
         let (d, src) = layer(64, 64, 4, 9);
