@@ -381,6 +381,17 @@ impl Env {
         ollmlx_mlx::budget::parse_bytes(&self.var("OLLMLX_MEMORY_LIMIT")).filter(|&n| n > 0)
     }
 
+    /// `OLLMLX_PROMPT_LOOKUP` (ollmlx only): speculative decoding with prompt-lookup drafts for
+    /// requests that name no draft model. Unset: temperature-0 requests (whose output it does
+    /// not change); true: every request; false: none.
+    pub fn prompt_lookup(&self) -> ollmlx_mlx::LookupPolicy {
+        match self.opt_bool("OLLMLX_PROMPT_LOOKUP") {
+            None => ollmlx_mlx::LookupPolicy::Greedy,
+            Some(true) => ollmlx_mlx::LookupPolicy::All,
+            Some(false) => ollmlx_mlx::LookupPolicy::Off,
+        }
+    }
+
     /// `OLLAMA_MAX_LOADED_MODELS` (0 = automatic).
     pub fn max_loaded_models(&self) -> u64 {
         self.uint("OLLAMA_MAX_LOADED_MODELS", 0)

@@ -28,7 +28,7 @@ use ollmlx_wire::ollama as wire;
 use ollmlx_wire::time::Timestamp;
 
 pub use ollmlx_engine::budget;
-pub use ollmlx_engine::{DeviceChoice, EngineConfig, KeepAlive};
+pub use ollmlx_engine::{DeviceChoice, EngineConfig, KeepAlive, LookupPolicy};
 pub use runner::MlxRunner;
 
 /// A model name and the weights that serve it.

@@ -125,7 +125,8 @@ fn local_backend(env: &Env) -> StoreBackend {
 }
 
 /// The engine's limits from Ollama's variables (keep-alive, loaded models, queue depth,
-/// parallel sequences, KV-cache type) and `OLLMLX_MEMORY_LIMIT` (the memory budget).
+/// parallel sequences, KV-cache type), `OLLMLX_MEMORY_LIMIT` (the memory budget) and
+/// `OLLMLX_PROMPT_LOOKUP` (prompt-lookup speculative decoding).
 fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
     let keep = env.keep_alive();
     let default_keep_alive = if keep >= crate::env::FOREVER {
@@ -144,6 +145,7 @@ fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
         default_keep_alive,
         num_parallel: env.num_parallel().max(1) as usize,
         memory_limit: env.memory_limit(),
+        prompt_lookup: env.prompt_lookup(),
         // f16 (default), q8_0, q4_0: MLX-quantized KV; unknown values fall back to f16.
         kv_cache_type: env.kv_cache_type(),
         ..ollmlx_mlx::EngineConfig::default()
@@ -248,6 +250,7 @@ mod tests {
             ("OLLAMA_MAX_LOADED_MODELS", "3"),
             ("OLLAMA_KEEP_ALIVE", "-1"),
             ("OLLAMA_MAX_QUEUE", "7"),
+            ("OLLMLX_PROMPT_LOOKUP", "1"),
         ]);
         let c = engine_config(&env);
         assert_eq!(c.num_parallel, 4);
@@ -255,10 +258,18 @@ mod tests {
         assert_eq!(c.max_loaded, 3);
         assert_eq!(c.queue_capacity, 7);
         assert_eq!(c.default_keep_alive, ollmlx_mlx::KeepAlive::Forever);
+        assert_eq!(c.prompt_lookup, ollmlx_mlx::LookupPolicy::All);
 
         let d = engine_config(&Env::from_pairs([("OLLAMA_NUM_PARALLEL", "0")]));
         assert_eq!(d.num_parallel, 1, "0 is treated as 1");
         assert_eq!(d.memory_limit, None);
         assert_eq!(d.max_loaded, 1);
+        assert_eq!(
+            d.prompt_lookup,
+            ollmlx_mlx::LookupPolicy::Greedy,
+            "unset: temperature-0 requests"
+        );
+        let off = engine_config(&Env::from_pairs([("OLLMLX_PROMPT_LOOKUP", "false")]));
+        assert_eq!(off.prompt_lookup, ollmlx_mlx::LookupPolicy::Off);
     }
 }

@@ -1,9 +1,11 @@
 //! Speculative vs plain greedy decode speed on SmolLM2-135M (CPU), `speculative::step` in a loop
 //! vs one pipelined target forward per token; every speculative run must give the plain tokens.
-//! Drafts: the first layers of the target (built in memory, `tests/speculative_support`), and a
+//! Drafts: either the first layers of the target (built in memory, `tests/speculative_support`)
+//! or a draft model directory (e.g. one distilled by `scripts/bench/draft.sh`), and a
 //! prompt-lookup draft (no model: copies n-grams, isolates the cost/gain of `step` itself).
-//! `cargo run --release -p ollmlx-engine --example speculative_bench -- [N] [LAYERS] [ROUNDS]`
-//! (defaults 128, `0-5`, 2; the GGUF from `OLLMLX_TEST_GGUF` or `scripts/fetch-models.sh`).
+//! `cargo run --release -p ollmlx-engine --example speculative_bench -- [N] [DRAFT] [ROUNDS]`
+//! (defaults 128, `0-5`, 2; DRAFT is a layer list such as `0-5` or a path; the GGUF from
+//! `OLLMLX_TEST_GGUF` or `scripts/fetch-models.sh`).
 
 #[path = "../tests/speculative_support/mod.rs"]
 mod support;
@@ -14,7 +16,8 @@ use ollmlx_engine::speculative::Draft;
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(128);
-    let layers = args.next().unwrap_or_else(|| "0-5".into());
+    let draft_spec = args.next().unwrap_or_else(|| "0-5".into());
+    let draft_dir = std::path::Path::new(&draft_spec).is_dir();
     let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
     let Some(path) = support::smollm2() else {
         return;
@@ -29,6 +32,7 @@ fn main() {
         "Count from 1 to 100 separated by commas.",
         "Repeat this paragraph three times: The quick brown fox jumps over the lazy dog. \
          The lazy dog sleeps in the sun.",
+        "Describe a busy market in a small town on a Saturday morning.",
     ] {
         let ids = support::chat_ids(&tok, prompt);
         println!("prompt {prompt:?} ({} tokens), {n} new tokens", ids.len());
@@ -42,10 +46,19 @@ fn main() {
                 want = Some(plain);
             }
             let drafts: Vec<(String, Box<dyn ollmlx_models::Model>)> = vec![
-                (
-                    format!("layers {layers}"),
-                    support::layer_draft(&path, &support::parse_layers(&layers)),
-                ),
+                if draft_dir {
+                    (
+                        format!("model {draft_spec}"),
+                        ollmlx_models::load(std::path::Path::new(&draft_spec), support::cpu())
+                            .expect("load draft")
+                            .model,
+                    )
+                } else {
+                    (
+                        format!("layers {draft_spec}"),
+                        support::layer_draft(&path, &support::parse_layers(&draft_spec)),
+                    )
+                },
                 (
                     "prompt lookup".into(),
                     Box::new(support::Lookup::new(target.info())),

@@ -187,7 +187,7 @@ impl Batch {
     fn speculate(&mut self, m: &mut Resident) -> Result<Vec<Left>, EngineError> {
         self.last_rows = 1;
         let mut row = self.rows.remove(0);
-        let Some((_, draft)) = m.draft.as_mut() else {
+        let Some(draft) = row.draft_of(&mut m.draft, &mut m.lookup) else {
             // The draft went away (another one was loaded): feed the token, decode plainly.
             self.spec = false;
             let last = *row.history.last().unwrap_or(&0);

@@ -21,10 +21,11 @@ use crate::batch::{Batch, Left};
 use crate::embed::{EmbedJob, EmbedOutput};
 use crate::error::EngineError;
 use crate::generate::{self, GenerateRequest};
+use crate::lookup::LookupPolicy;
 use crate::outbox::Outbox;
 use crate::prefix_cache::{PrefixCacheStats, PrefixCounters};
 pub(crate) use crate::resident::Resident;
-use crate::resident::{disk_size, load_draft, load_resident, ResidentSettings};
+use crate::resident::{disk_size, load_draft, load_resident, start_lookup, ResidentSettings};
 use crate::sequence::{self, Started};
 
 /// Which MLX device to compute on.
@@ -65,6 +66,10 @@ pub struct EngineConfig {
     /// Memory budget in bytes (`OLLMLX_MEMORY_LIMIT`); `None` = the device's (see
     /// [`crate::budget::memory_budget`]).
     pub memory_limit: Option<u64>,
+    /// Which requests that name no draft model speculate with prompt-lookup drafts
+    /// ([`crate::lookup`]; `OLLMLX_PROMPT_LOOKUP`). Off by default here; `ollmlx serve` uses
+    /// [`LookupPolicy::Greedy`] unless told otherwise.
+    pub prompt_lookup: LookupPolicy,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +85,7 @@ impl Default for EngineConfig {
             prefix_cache_bytes: 1 << 30,
             num_parallel: 1,
             memory_limit: None,
+            prompt_lookup: LookupPolicy::Off,
         }
     }
 }
@@ -481,7 +487,7 @@ impl EngineThread {
     /// evaluated and it joins the decoding rows (or finish it right away: load-only, failed).
     fn admit(
         &mut self,
-        req: Box<GenerateRequest>,
+        mut req: Box<GenerateRequest>,
         reply: Sender<EngineEvent>,
         t0: Instant,
         batch: &mut Option<Batch>,
@@ -510,6 +516,9 @@ impl EngineThread {
                 let _ = reply.blocking_send(EngineEvent::Error(e));
                 return;
             }
+        } else if self.config.prompt_lookup.applies(&req.sampler) {
+            req.prompt_lookup = true;
+            start_lookup(m, req.draft_num_predict);
         }
         let load = load_start.elapsed(); // the target and, when asked for, the draft
         let r = reply.clone();

@@ -84,6 +84,9 @@ pub struct GenerateRequest {
     /// Most tokens the draft proposes per round (Ollama's `draft_num_predict`; `None` = the
     /// engine's adaptive bound, 0 = do not speculate).
     pub draft_num_predict: Option<usize>,
+    /// Speculate with prompt-lookup drafts when no draft model is named. Set by the engine
+    /// from its [`crate::lookup::LookupPolicy`]; what a caller sets is overwritten.
+    pub prompt_lookup: bool,
     /// Render the prompt and answer with it ([`crate::EngineEvent::Rendered`]) instead of
     /// generating (Ollama's `_debug_render_only`).
     pub render_only: bool,
@@ -113,6 +116,7 @@ impl GenerateRequest {
             logprobs: None,
             draft: None,
             draft_num_predict: None,
+            prompt_lookup: false,
             render_only: false,
         }
     }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod logprobs;
+pub mod lookup;
 pub mod outbox;
 pub mod output;
 pub mod prefix_cache;
@@ -35,6 +36,7 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use generate::{Done, FinishReason, GenStats, GenerateRequest, Prompt};
+pub use lookup::LookupPolicy;
 pub use prefix_cache::PrefixCacheStats;
 pub use resident::disk_size;
 pub use sampler::SamplerConfig;

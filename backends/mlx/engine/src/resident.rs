@@ -37,6 +37,9 @@ pub(crate) struct Resident {
     pub(crate) kv_quant: Option<KvQuant>,
     /// The draft model for speculative decoding last asked for, by weights path.
     pub(crate) draft: Option<(PathBuf, crate::speculative::Draft)>,
+    /// The prompt-lookup draft of requests that name no draft model, when the engine has
+    /// prompt lookup on (`EngineConfig::prompt_lookup`).
+    pub(crate) lookup: Option<crate::speculative::Draft>,
     pub(crate) last_used: Instant,
     pub(crate) expires: Option<Instant>,
 }
@@ -136,6 +139,7 @@ pub(crate) fn load_resident(
         tool_format,
         cached_tokens: Vec::new(),
         draft: None,
+        lookup: None,
         last_used: Instant::now(),
         expires: None,
     })
@@ -172,6 +176,19 @@ pub(crate) fn load_draft(
     let draft = crate::speculative::Draft::new(loaded.model, m.model.info())?.with_max_k(bound);
     m.draft = Some((d.path.clone(), draft));
     Ok(())
+}
+
+/// Start `m`'s prompt-lookup draft afresh for a request that names no draft model (made on
+/// first use); `max_k` bounds its length (`draft_num_predict`).
+pub(crate) fn start_lookup(m: &mut Resident, max_k: Option<usize>) {
+    let bound = max_k.map_or(crate::speculative::MAX_DRAFT, |n| {
+        n.clamp(crate::speculative::MIN_DRAFT, crate::speculative::MAX_DRAFT)
+    });
+    let draft = m
+        .lookup
+        .get_or_insert_with(crate::speculative::Draft::prompt_lookup);
+    draft.max_k = bound;
+    draft.restart();
 }
 
 /// `chat_template` from `tokenizer_config.json`, or a separate `chat_template.jinja`.

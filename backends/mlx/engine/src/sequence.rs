@@ -248,11 +248,26 @@ impl Sequence {
     pub(crate) fn wants_draft(&self, m: &Resident) -> bool {
         self.guide.is_none()
             && self.req.draft_num_predict != Some(0)
-            && self
-                .req
-                .draft
-                .as_ref()
-                .is_some_and(|d| m.draft.as_ref().is_some_and(|(path, _)| *path == d.path))
+            && match &self.req.draft {
+                Some(d) => m.draft.as_ref().is_some_and(|(path, _)| *path == d.path),
+                None => self.req.prompt_lookup && m.lookup.is_some(),
+            }
+    }
+
+    /// The draft this request speculates with, out of a resident model's `draft` and `lookup`:
+    /// the draft model it names, or prompt lookup.
+    pub(crate) fn draft_of<'m>(
+        &self,
+        draft: &'m mut Option<(std::path::PathBuf, crate::speculative::Draft)>,
+        lookup: &'m mut Option<crate::speculative::Draft>,
+    ) -> Option<&'m mut crate::speculative::Draft> {
+        match &self.req.draft {
+            Some(d) => draft
+                .as_mut()
+                .filter(|(path, _)| *path == d.path)
+                .map(|(_, draft)| draft),
+            None => lookup.as_mut().filter(|_| self.req.prompt_lookup),
+        }
     }
 
     /// Tokens this request may still produce before `num_predict` or the context end.

@@ -1,8 +1,10 @@
-//! Speculative decoding with a draft model.
+//! Speculative decoding with a draft model, or with prompt-lookup drafts.
 //!
 //! Where it sits: the engine thread's decode loop (`generate.rs`) calls [`step`] once per round
 //! instead of one target forward per token, when the request names a draft model (Modelfile
-//! `DRAFT`, or `options.draft`; resolved to a path by the `ollmlx-mlx` backend). One round:
+//! `DRAFT`, or `options.draft`; resolved to a path by the `ollmlx-mlx` backend) or, with
+//! `OLLMLX_PROMPT_LOOKUP=1`, names none ([`Draft::prompt_lookup`]: proposals copied from the
+//! history by [`crate::lookup`], no model run). One round:
 //!
 //! 1. the [`Draft`] catches its own KV cache up to the history (reusing the common prefix) and
 //!    proposes up to `k` tokens autoregressively;
@@ -67,15 +69,15 @@ pub struct DraftStats {
     pub paused: u64,
 }
 
-/// A draft model with its own caches.
+/// A draft: a model with its own caches, or prompt lookup ([`crate::lookup`]).
 pub struct Draft {
     /// The draft model (same tokenizer as the target; its vocabulary may be a prefix of the
-    /// target's).
-    pub model: Box<dyn Model>,
+    /// target's); `None` for a prompt-lookup draft, which copies n-grams of the history.
+    model: Option<Box<dyn Model>>,
     /// Its per-layer KV caches.
-    pub caches: Vec<KvCache>,
+    caches: Vec<KvCache>,
     /// The tokens `caches` hold, in order.
-    pub cached: Vec<u32>,
+    cached: Vec<u32>,
     /// Draft length of the next round (adaptive, within [`MIN_DRAFT`]..=`max_k`).
     pub k: usize,
     /// Upper bound of `k` (Ollama's `draft_num_predict`; default [`MAX_DRAFT`]).
@@ -97,7 +99,7 @@ impl Draft {
         check_vocab(target, model.info())?;
         let caches = model.new_caches();
         Ok(Draft {
-            model,
+            model: Some(model),
             caches,
             cached: Vec::new(),
             k: START_DRAFT,
@@ -107,6 +109,27 @@ impl Draft {
             cold: 0,
             next_pause: FIRST_PAUSE,
         })
+    }
+
+    /// A prompt-lookup draft ([`crate::lookup::propose`]): no model, proposals copied from
+    /// earlier occurrences of the history's last tokens.
+    pub fn prompt_lookup() -> Self {
+        Draft {
+            model: None,
+            caches: Vec::new(),
+            cached: Vec::new(),
+            k: START_DRAFT,
+            max_k: MAX_DRAFT,
+            stats: DraftStats::default(),
+            pause: 0,
+            cold: 0,
+            next_pause: FIRST_PAUSE,
+        }
+    }
+
+    /// Whether this draft is prompt lookup (no model).
+    pub fn is_lookup(&self) -> bool {
+        self.model.is_none()
     }
 
     /// Bound the draft length by `max_k` (Ollama's `draft_num_predict`; at least 1 — a request
@@ -121,7 +144,10 @@ impl Draft {
     /// re-feeds the draft from scratch) and any pause after cold spells. The draft length `k`
     /// is kept (see [`Draft::restart`]).
     pub fn reset(&mut self) {
-        self.caches = self.model.new_caches();
+        self.caches = self
+            .model
+            .as_ref()
+            .map_or_else(Vec::new, |m| m.new_caches());
         self.cached.clear();
         self.pause = 0;
         self.cold = 0;
@@ -168,12 +194,11 @@ impl Draft {
     /// Feed `tokens` to the draft (ids outside its vocabulary are clamped to its last id: the
     /// draft only guesses, the target decides). Returns the logits of the last position.
     fn feed(&mut self, tokens: &[u32]) -> Result<Array, EngineError> {
-        let top = self.model.info().vocab_size.max(1) as u32 - 1;
+        let model = self.model.as_ref().ok_or_else(no_model)?;
+        let top = model.info().vocab_size.max(1) as u32 - 1;
         let ids: Vec<i32> = tokens.iter().map(|&t| t.min(top) as i32).collect();
         let input = Array::from_slice(&ids, &[1, ids.len() as i32]);
-        let l = self
-            .model
-            .forward(&input, &mut self.caches, LogitsMode::Last)?;
+        let l = model.forward(&input, &mut self.caches, LogitsMode::Last)?;
         self.cached.extend_from_slice(tokens);
         Ok(l)
     }
@@ -276,6 +301,16 @@ pub fn step(
     let greedy = sampler.config().is_plain_greedy();
     let (drafts, qs) = match k {
         0 => (Vec::new(), Vec::new()),
+        _ if draft.is_lookup() => {
+            // copied tokens: `q` puts all its mass on each one
+            let d = crate::lookup::propose(history, k);
+            let qs = if greedy {
+                Vec::new()
+            } else {
+                d.iter().map(|&t| vec![(t, 1.0)]).collect()
+            };
+            (d, qs)
+        }
         _ if greedy => (propose_greedy(draft, history, k)?, Vec::new()),
         _ => propose_sampled(draft, history, k, sampler)?,
     };
@@ -296,8 +331,8 @@ pub fn step(
     for c in target_caches.iter_mut() {
         c.truncate((n + accepted) as i32);
     }
-    if k > 0 {
-        draft.record(k, accepted);
+    if !drafts.is_empty() {
+        draft.record(drafts.len(), accepted);
     }
     Ok(out)
 }
@@ -310,9 +345,8 @@ fn propose_greedy(draft: &mut Draft, history: &[u32], k: usize) -> Result<Vec<u3
     for i in 0..k {
         let t = argmax_axis(&logits, -1, false)?.reshape(&[1, 1])?;
         if i + 1 < k {
-            logits = draft
-                .model
-                .forward(&t, &mut draft.caches, LogitsMode::Last)?;
+            let model = draft.model.as_ref().ok_or_else(no_model)?;
+            logits = model.forward(&t, &mut draft.caches, LogitsMode::Last)?;
         }
         picks.push(t);
     }
@@ -430,6 +464,10 @@ pub fn judge(p: &[(u32, f32)], q: &[(u32, f32)], d: u32, u: f32) -> Verdict {
 
 fn prob(dist: &[(u32, f32)], t: u32) -> f32 {
     dist.iter().find(|(x, _)| *x == t).map_or(0.0, |&(_, p)| p)
+}
+
+fn no_model() -> EngineError {
+    EngineError::Model("a prompt-lookup draft has no model to run".into())
 }
 
 /// Token ids of an integer array, evaluated and read back.

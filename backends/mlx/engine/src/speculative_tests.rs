@@ -469,3 +469,59 @@ fn sampled_speculative_decoding_preserves_the_joint_distribution_of_two_tokens()
     let bound = (cells - 1.0) + 6.0 * (2.0 * (cells - 1.0)).sqrt();
     assert!(c < bound, "chi2 {c} over {cells} cells (bound {bound})");
 }
+
+#[test]
+fn prompt_lookup_drafts_are_accepted_on_repeating_output_and_greedy_output_is_unchanged() {
+    // The toy's greedy output depends on (last token, position mod 7) only, so it falls into a
+    // cycle: what prompt lookup copies.
+    let target = Toy::new(16, 0.0);
+    let prompt = [1u32, 5, 9];
+    let want = plain(&target, &prompt, 200, &mut sampler(0.0, 1));
+    let mut draft = Draft::prompt_lookup();
+    assert!(draft.is_lookup());
+    let got = speculative(&target, &mut draft, &prompt, 200, &mut sampler(0.0, 1));
+    assert_eq!(got, want);
+    assert!(
+        draft.stats.accepted * 2 > draft.stats.proposed && draft.stats.accepted > 50,
+        "{:?}",
+        draft.stats
+    );
+    // Rounds that found nothing to copy ran the target alone: fewer rounds than tokens.
+    assert!(draft.stats.rounds < 200, "{:?}", draft.stats);
+}
+
+#[test]
+fn sampled_decoding_with_prompt_lookup_preserves_the_joint_distribution_of_two_tokens() {
+    // As above with a lookup draft: `q` is one-hot on each copied token, so a copy is kept with
+    // probability p(d) and a rejection draws from p without d. The prompt repeats, so the first
+    // rounds do propose.
+    let v = 6;
+    let target = Toy::new(v, 0.0);
+    let prompt = [2u32, 4, 1, 2, 4];
+    let s0 = sampler(1.0, 0);
+    let p1 = s0.distribution(&mut target.row(4, 4), &prompt);
+    let mut expected = vec![0.0f64; (v * v) as usize];
+    for &(a, pa) in &p1 {
+        let mut h = prompt.to_vec();
+        h.push(a);
+        for (b, pb) in s0.distribution(&mut target.row(a, 5), &h) {
+            expected[(a * v as u32 + b) as usize] = pa as f64 * pb as f64;
+        }
+    }
+    let mut counts = vec![0u64; (v * v) as usize];
+    let trials = 6000;
+    let mut s = sampler(1.0, 42);
+    let mut proposed = 0;
+    for _ in 0..trials {
+        let mut draft = Draft::prompt_lookup();
+        draft.k = 3;
+        let out = speculative(&target, &mut draft, &prompt, 4, &mut s);
+        proposed += draft.stats.proposed;
+        counts[(out[0] * v as u32 + out[1]) as usize] += 1;
+    }
+    assert!(proposed >= trials, "every run proposes at least once");
+    let cells = expected.iter().filter(|&&e| e > 0.0).count() as f64;
+    let c = chi_square(&counts, &expected);
+    let bound = (cells - 1.0) + 6.0 * (2.0 * (cells - 1.0)).sqrt();
+    assert!(c < bound, "chi2 {c} over {cells} cells (bound {bound})");
+}

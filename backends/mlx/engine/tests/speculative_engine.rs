@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use common::model_path;
 use ollmlx_engine::{
-    Done, Engine, EngineConfig, EngineEvent, GenerateRequest, ModelRef, Prompt, SamplerConfig,
+    Done, Engine, EngineConfig, EngineEvent, GenerateRequest, LookupPolicy, ModelRef, Prompt,
+    SamplerConfig,
 };
 
 fn greedy() -> SamplerConfig {
@@ -183,4 +184,64 @@ fn an_unloadable_draft_fails_the_request_with_a_clear_error() {
     // The engine goes on serving.
     let ok = run(&e, request(&path, COUNT, 4, false));
     assert_eq!(ok.2.stats.eval_count, 4);
+}
+
+#[test]
+fn prompt_lookup_leaves_greedy_output_unchanged_and_a_named_draft_still_wins() {
+    let Some(path) = model_path() else { return };
+    let plain_engine = Engine::start(EngineConfig::default()).unwrap();
+    let want = run(&plain_engine, request(&path, COUNT, 48, false));
+    let stop = |e: &Engine| {
+        let mut r = request(&path, COUNT, 48, false);
+        r.stop = vec!["7,".into()];
+        run(e, r)
+    };
+    let want_stop = stop(&plain_engine);
+    let sampled = || {
+        let mut r = request(&path, COUNT, 32, false);
+        r.sampler = SamplerConfig {
+            temperature: 0.9,
+            seed: Some(99),
+            ..Default::default()
+        };
+        r
+    };
+    let want_sampled = run(&plain_engine, sampled());
+    drop(plain_engine);
+
+    // The serve default: only temperature-0 requests speculate, so a seeded sampled request
+    // draws exactly what it draws without lookup.
+    let greedy_only = Engine::start(EngineConfig {
+        prompt_lookup: LookupPolicy::Greedy,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        run(&greedy_only, request(&path, COUNT, 48, false)).1,
+        want.1
+    );
+    assert_eq!(
+        run(&greedy_only, sampled()).1,
+        want_sampled.1,
+        "seeded sampled"
+    );
+    drop(greedy_only);
+
+    let e = Engine::start(EngineConfig {
+        prompt_lookup: LookupPolicy::All,
+        ..Default::default()
+    })
+    .unwrap();
+    let got = run(&e, request(&path, COUNT, 48, false));
+    assert_eq!(got.0, want.0, "text");
+    assert_eq!(got.1, want.1, "token ids");
+    assert_eq!(got.2.stats.eval_count, 48);
+    let got_stop = stop(&e);
+    assert_eq!(got_stop.0, want_stop.0, "stop string");
+    assert_eq!(got_stop.2.reason, want_stop.2.reason);
+    // A request naming a draft model speculates with it, not with lookup; 0 turns both off.
+    assert_eq!(run(&e, request(&path, COUNT, 48, true)).1, want.1);
+    let mut off = request(&path, COUNT, 48, false);
+    off.draft_num_predict = Some(0);
+    assert_eq!(run(&e, off).1, want.1);
 }
