@@ -17,7 +17,7 @@ def post(port, path, body):
     return json.loads(urllib.request.urlopen(r, timeout=600).read())
 def run(env_extra, streams, port):
     d = tempfile.mkdtemp()
-    env = dict(os.environ, OLLAMA_MODELS=d, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_NUM_PARALLEL="8", OPENBLAS_NUM_THREADS="2", **env_extra)
+    env = dict(os.environ, OLLAMA_MODELS=d, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_NUM_PARALLEL="8", OPENBLAS_NUM_THREADS="2", OLLMLX_PROMPT_LOOKUP=os.environ.get("OLLMLX_PROMPT_LOOKUP", "0"), **env_extra)
     p = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):

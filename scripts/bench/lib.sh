@@ -18,7 +18,9 @@ PIDS=()
 bench_cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap bench_cleanup EXIT
 
-# `ollmlx serve` on $PORT_OLLMLX with a fresh store in $OUT/store, and mlx_lm.server on
+# `ollmlx serve` on $PORT_OLLMLX with a fresh store in $OUT/store (prompt-lookup speculation off
+# unless OLLMLX_PROMPT_LOOKUP says otherwise: the engines compared do not speculate, so the
+# ratios compare decoding itself), and mlx_lm.server on
 # $PORT_MLX serving checkpoint $1 (any further arguments: environment assignments for it, such
 # as LD_PRELOAD=...); returns when both answer.
 bench_start_servers() {
@@ -27,7 +29,8 @@ bench_start_servers() {
   echo "== starting ollmlx on :$PORT_OLLMLX (fresh store in $OUT/store)"
   rm -rf "$OUT/store"
   OLLAMA_MODELS="$OUT/store" OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" OLLAMA_KEEP_ALIVE=30m \
-    OLLAMA_NUM_PARALLEL="$PARALLEL" "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
+    OLLAMA_NUM_PARALLEL="$PARALLEL" OLLMLX_PROMPT_LOOKUP="${OLLMLX_PROMPT_LOOKUP:-0}" \
+    "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
   PIDS+=($!)
   echo "== starting mlx_lm.server on :$PORT_MLX ${*:-}"
   env "$@" "$VENV/bin/mlx_lm.server" --model "$ckpt" --host 127.0.0.1 --port "$PORT_MLX" \
