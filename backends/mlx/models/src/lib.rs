@@ -29,6 +29,7 @@ pub mod pooling;
 pub mod quant;
 pub mod qwen3_moe;
 pub mod registry;
+pub mod rope;
 pub mod sdpa;
 pub mod weights;
 

@@ -1,0 +1,200 @@
+//! Rotary position embeddings (plain, linear and llama3 scaling, explicit GGUF frequency
+//! factors) and where a step's new positions sit in a possibly padded batch.
+//!
+//! Where it sits: every decoder's attention (`nn::Attention` and the families with their own)
+//! rotates queries and keys through [`StepPositions::rope`] before `sdpa::attention`.
+
+use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
+use mlx_rs::Array;
+
+use crate::cache::KvCache;
+use crate::error::Result;
+
+/// RoPE scaling variants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    /// No scaling.
+    None,
+    /// Positions divided by `factor` (`rope_scaling.type = linear`).
+    Linear {
+        /// Divisor of the positions.
+        factor: f32,
+    },
+    /// Llama 3.x frequency-dependent scaling.
+    Llama3 {
+        /// Scale applied to low frequencies.
+        factor: f32,
+        /// Wavelength boundary (low side), as a factor of the original context.
+        low_freq_factor: f32,
+        /// Wavelength boundary (high side).
+        high_freq_factor: f32,
+        /// Context length the model was trained with before scaling.
+        original_max_position_embeddings: f32,
+    },
+    /// Explicit per-dimension divisors of the frequencies (GGUF `rope_freqs.weight`).
+    Factors(Vec<f32>),
+}
+
+/// Rotary position embedding over the first `dims` features of each head.
+pub struct Rope {
+    dims: i32,
+    traditional: bool,
+    base: f32,
+    scale: f32,
+    /// Periods per rotated pair when scaling needs explicit frequencies.
+    freqs: Option<Array>,
+}
+
+impl Rope {
+    /// Build a RoPE. `traditional` rotates adjacent pairs (GGUF llama layout); otherwise the two
+    /// halves of the head (Hugging Face layout).
+    pub fn new(dims: i32, traditional: bool, base: f32, scaling: &RopeScaling) -> Self {
+        let periods = |f: &dyn Fn(usize, f32) -> f32| -> Array {
+            let v: Vec<f32> = (0..dims / 2)
+                .map(|i| {
+                    let p = base.powf(2.0 * i as f32 / dims as f32);
+                    f(i as usize, p)
+                })
+                .collect();
+            Array::from_slice(&v, &[dims / 2])
+        };
+        let (scale, freqs) = match scaling {
+            RopeScaling::None => (1.0, None),
+            RopeScaling::Linear { factor } => (1.0 / factor, None),
+            RopeScaling::Factors(fs) => (
+                1.0,
+                Some(periods(&|i, p| p * fs.get(i).copied().unwrap_or(1.0))),
+            ),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings: old,
+            } => {
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                let f = move |_: usize, p: f32| -> f32 {
+                    let wavelen = 2.0 * std::f32::consts::PI * p;
+                    if wavelen > low_wavelen {
+                        p * factor
+                    } else if wavelen > high_wavelen {
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        p / ((1.0 - smooth) / factor + smooth)
+                    } else {
+                        p
+                    }
+                };
+                (1.0, Some(periods(&f)))
+            }
+        };
+        Rope {
+            dims,
+            traditional,
+            base,
+            scale,
+            freqs,
+        }
+    }
+
+    /// Rotate `x` (`[B, H, L, D]`) where row `b` starts at position `offsets[b]` (`[B]` int32):
+    /// the rows of a padded batch.
+    pub fn forward_rows(&self, x: &Array, offsets: &Array) -> Result<Array> {
+        let base = if self.freqs.is_some() {
+            None
+        } else {
+            Some(self.base)
+        };
+        Ok(fast::rope_dynamic(
+            x,
+            self.dims,
+            self.traditional,
+            base,
+            self.scale,
+            offsets,
+            self.freqs.as_ref(),
+        )?)
+    }
+
+    /// Rotate `x` (`[B, H, L, D]`) for positions `offset..offset+L`.
+    pub fn forward(&self, x: &Array, offset: i32) -> Result<Array> {
+        let base = if self.freqs.is_some() {
+            None
+        } else {
+            Some(self.base)
+        };
+        Ok(fast::rope(
+            x,
+            self.dims,
+            self.traditional,
+            base,
+            self.scale,
+            offset,
+            self.freqs.as_ref(),
+        )?)
+    }
+}
+
+/// Where this step's new positions sit, read from the cache before it is updated: one scalar
+/// offset when no row of the cache is padded, or per-row offsets and the padding mask of a
+/// padded batch ([`KvCache::stack`]). Every attention that supports batching goes through it.
+pub enum StepPositions {
+    /// Every row continues at this position.
+    Scalar(i32),
+    /// Row `r` continues at `offsets[r]`; `mask` hides padding (and later new positions).
+    Rows {
+        /// `[rows]` int32.
+        offsets: Array,
+        /// Boolean `[rows, 1, L, cols]`.
+        mask: Array,
+    },
+}
+
+impl StepPositions {
+    /// Positions of `l` new tokens appended to `cache`.
+    pub fn of(cache: &KvCache, l: i32) -> Self {
+        match cache.padding() {
+            Some(_) => StepPositions::Rows {
+                offsets: cache.row_offsets(),
+                mask: cache.batch_mask(l),
+            },
+            None => StepPositions::Scalar(cache.offset()),
+        }
+    }
+
+    /// Rotate `x` (`[B, H, L, D]`) for these positions.
+    pub fn rope(&self, rope: &Rope, x: &Array) -> Result<Array> {
+        match self {
+            StepPositions::Scalar(offset) => rope.forward(x, *offset),
+            StepPositions::Rows { offsets, .. } => rope.forward_rows(x, offsets),
+        }
+    }
+
+    /// The attention mask for `l` new positions: the batch mask, or causal when `l > 1`.
+    pub fn mask(&self, l: i32) -> Option<ScaledDotProductAttentionMask<'_>> {
+        match self {
+            StepPositions::Rows { mask, .. } => Some(ScaledDotProductAttentionMask::Array(mask)),
+            StepPositions::Scalar(_) => (l > 1).then_some(ScaledDotProductAttentionMask::Causal),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_scaling_keeps_high_frequencies_and_stretches_low_ones() {
+        let s = RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192.0,
+        };
+        let r = Rope::new(64, false, 500000.0, &s);
+        let f = r.freqs.as_ref().unwrap().as_slice::<f32>().to_vec();
+        assert_eq!(f[0], 1.0);
+        let last = 500000f32.powf(62.0 / 64.0);
+        assert!((f[31] - last * 8.0).abs() / (last * 8.0) < 1e-5);
+    }
+}
