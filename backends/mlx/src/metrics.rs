@@ -39,6 +39,16 @@ fn batch_samples(b: &BatchStats) -> Vec<BackendMetric> {
             "Rows over all decode steps (divided by decode_steps_total: mean batch size)",
             b.rows as f64,
         ),
+        BackendMetric::counter(
+            "speculative_draft_tokens_total",
+            "Draft tokens proposed by speculative decoding (draft models and prompt lookup)",
+            b.draft_proposed as f64,
+        ),
+        BackendMetric::counter(
+            "speculative_accepted_tokens_total",
+            "Draft tokens the model accepted (divided by the proposed: acceptance rate)",
+            b.draft_accepted as f64,
+        ),
     ]
 }
 
@@ -94,12 +104,16 @@ mod tests {
             peak: 4,
             steps: 10,
             rows: 25,
+            draft_proposed: 40,
+            draft_accepted: 30,
         });
         let find = |n: &str| s.iter().find(|m| m.name == n).map(|m| m.value);
         assert_eq!(find("batch_size"), Some(3.0));
         assert_eq!(find("engine_queue_depth"), Some(2.0));
         assert_eq!(find("batch_size_peak"), Some(4.0));
         assert_eq!(find("decode_rows_total"), Some(25.0));
+        assert_eq!(find("speculative_draft_tokens_total"), Some(40.0));
+        assert_eq!(find("speculative_accepted_tokens_total"), Some(30.0));
     }
 
     #[test]

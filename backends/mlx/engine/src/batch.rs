@@ -60,6 +60,8 @@ pub(crate) struct Batch {
     joining: Option<Box<Prefill>>,
     /// Rows of the last decode step (0 when the last turn only prefilled).
     pub(crate) last_rows: usize,
+    /// Draft tokens proposed and accepted in the last step (a speculative round), for telemetry.
+    pub(crate) last_drafts: (u64, u64),
     /// Speculative decoding: the single row's last token is not fed yet (no `logits`); the
     /// next step is a draft-and-verify round ([`crate::speculative::step`]).
     spec: bool,
@@ -76,6 +78,7 @@ impl Batch {
             steps: 0,
             joining: None,
             last_rows: 0,
+            last_drafts: (0, 0),
             spec: false,
         }
     }
@@ -160,6 +163,7 @@ impl Batch {
     pub(crate) fn step(&mut self, m: &mut Resident) -> Result<Vec<Left>, EngineError> {
         let mut out = Vec::new();
         self.last_rows = 0;
+        self.last_drafts = (0, 0);
         if let Some(mut p) = self.joining.take() {
             match p.advance(m, !self.rows.is_empty()) {
                 Ok(PrefillState::Ready) => {
@@ -198,6 +202,7 @@ impl Batch {
             return Ok(Vec::new());
         };
         let budget = row.budget();
+        let before = draft.stats;
         let toks = crate::speculative::step(
             &*m.model,
             &mut self.caches,
@@ -206,6 +211,10 @@ impl Batch {
             &mut row.sampler,
             budget,
         )?;
+        self.last_drafts = (
+            draft.stats.proposed - before.proposed,
+            draft.stats.accepted - before.accepted,
+        );
         // The cache now holds the history and every new token but the last.
         let last = *row.history.last().unwrap_or(&0);
         row.cached.push(last);

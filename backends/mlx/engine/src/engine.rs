@@ -274,6 +274,8 @@ impl Engine {
             peak: c.peak.load(Ordering::Relaxed),
             steps: c.steps.load(Ordering::Relaxed),
             rows: c.rows.load(Ordering::Relaxed),
+            draft_proposed: c.draft_proposed.load(Ordering::Relaxed),
+            draft_accepted: c.draft_accepted.load(Ordering::Relaxed),
         }
     }
 
@@ -318,6 +320,8 @@ struct BatchCounters {
     peak: AtomicUsize,
     steps: AtomicU64,
     rows: AtomicU64,
+    draft_proposed: AtomicU64,
+    draft_accepted: AtomicU64,
 }
 
 /// What the scheduler is doing (see [`Engine::batch_stats`]).
@@ -333,6 +337,10 @@ pub struct BatchStats {
     pub steps: u64,
     /// Rows over all decode steps (`rows / steps` = mean batch size).
     pub rows: u64,
+    /// Draft tokens proposed by speculative rounds (draft models and prompt lookup).
+    pub draft_proposed: u64,
+    /// Of those, accepted by the target.
+    pub draft_accepted: u64,
 }
 
 /// Queued work, in arrival order.
@@ -559,6 +567,9 @@ impl EngineThread {
             c.peak.fetch_max(rows, Ordering::Relaxed);
             c.steps.fetch_add(1, Ordering::Relaxed);
             c.rows.fetch_add(rows as u64, Ordering::Relaxed);
+            let (proposed, accepted) = batch.last_drafts;
+            c.draft_proposed.fetch_add(proposed, Ordering::Relaxed);
+            c.draft_accepted.fetch_add(accepted, Ordering::Relaxed);
         }
         match result {
             Ok(Ok(left)) => {

@@ -75,6 +75,7 @@ fn run(e: &Engine, req: GenerateRequest) -> (String, Vec<u32>, Done) {
 }
 
 const COUNT: &str = "Count from 1 to 30, separated by commas.";
+const REPEAT: &str = "Repeat this sentence three times: The cat sat on the warm mat.";
 
 #[test]
 fn greedy_with_a_draft_equals_greedy_without_through_stops_and_shifts() {
@@ -207,6 +208,9 @@ fn prompt_lookup_leaves_greedy_output_unchanged_and_a_named_draft_still_wins() {
         r
     };
     let want_sampled = run(&plain_engine, sampled());
+    // Output that repeats its prompt: copies are proposed and accepted. (The comma-separated
+    // count above is not: "1, 2, 3" never repeats a 2-gram followed by the same token.)
+    let want_repeat = run(&plain_engine, request(&path, REPEAT, 48, false));
     drop(plain_engine);
 
     // The serve default: only temperature-0 requests speculate, so a seeded sampled request
@@ -221,9 +225,23 @@ fn prompt_lookup_leaves_greedy_output_unchanged_and_a_named_draft_still_wins() {
         want.1
     );
     assert_eq!(
+        run(&greedy_only, request(&path, REPEAT, 48, false)).1,
+        want_repeat.1
+    );
+    let after_greedy = greedy_only.batch_stats();
+    assert!(
+        after_greedy.draft_accepted > 0,
+        "the greedy request speculated: {after_greedy:?}"
+    );
+    assert_eq!(
         run(&greedy_only, sampled()).1,
         want_sampled.1,
         "seeded sampled"
+    );
+    assert_eq!(
+        greedy_only.batch_stats().draft_proposed,
+        after_greedy.draft_proposed,
+        "the sampled request did not speculate"
     );
     drop(greedy_only);
 
@@ -236,6 +254,13 @@ fn prompt_lookup_leaves_greedy_output_unchanged_and_a_named_draft_still_wins() {
     assert_eq!(got.0, want.0, "text");
     assert_eq!(got.1, want.1, "token ids");
     assert_eq!(got.2.stats.eval_count, 48);
+    let repeat = run(&e, request(&path, REPEAT, 48, false));
+    assert_eq!(repeat.0, want_repeat.0, "repeating text");
+    let s = e.batch_stats();
+    assert!(
+        s.draft_accepted > 0 && s.draft_accepted <= s.draft_proposed,
+        "{s:?}"
+    );
     let got_stop = stop(&e);
     assert_eq!(got_stop.0, want_stop.0, "stop string");
     assert_eq!(got_stop.2.reason, want_stop.2.reason);
