@@ -22,6 +22,7 @@ pub mod output;
 pub mod prefix_cache;
 mod resident;
 pub mod sampler;
+mod scheduler;
 pub mod sequence;
 pub mod speculative;
 pub mod stop;
