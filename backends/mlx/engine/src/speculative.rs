@@ -100,26 +100,21 @@ impl Draft {
     /// target's (same size) or a prefix of it (smaller).
     pub fn new(model: Box<dyn Model>, target: &ModelInfo) -> Result<Self, EngineError> {
         check_vocab(target, model.info())?;
-        let caches = model.new_caches();
-        Ok(Draft {
-            model: Some(model),
-            caches,
-            cached: Vec::new(),
-            k: START_DRAFT,
-            max_k: MAX_DRAFT,
-            stats: DraftStats::default(),
-            pause: 0,
-            cold: 0,
-            next_pause: FIRST_PAUSE,
-        })
+        Ok(Draft::with(Some(model)))
     }
 
     /// A prompt-lookup draft ([`crate::lookup::propose`]): no model, proposals copied from
     /// earlier occurrences of the history's last tokens.
     pub fn prompt_lookup() -> Self {
+        Draft::with(None)
+    }
+
+    /// A fresh draft around `model` (none: prompt lookup), empty caches, first-round length.
+    fn with(model: Option<Box<dyn Model>>) -> Self {
+        let caches = model.as_ref().map_or_else(Vec::new, |m| m.new_caches());
         Draft {
-            model: None,
-            caches: Vec::new(),
+            model,
+            caches,
             cached: Vec::new(),
             k: START_DRAFT,
             max_k: MAX_DRAFT,

@@ -437,6 +437,32 @@ fn max_new_bounds_the_tokens_of_a_round_and_one_means_a_plain_step() {
     assert!(e.to_string().contains("expected 0"), "{e}");
 }
 
+/// The toy target's exact joint distribution of the two tokens after `prompt` (sampler `s`),
+/// as a `v × v` table: `p(x1) p(x2 | x1)`.
+fn joint_of_two(target: &Toy, prompt: &[u32], s: &Sampler) -> Vec<f64> {
+    let v = target.info().vocab_size as u32;
+    let n = prompt.len();
+    let p1 = s.distribution(&mut target.row(prompt[n - 1], n - 1), prompt);
+    let mut expected = vec![0.0f64; (v * v) as usize];
+    for &(a, pa) in &p1 {
+        let mut h = prompt.to_vec();
+        h.push(a);
+        for (b, pb) in s.distribution(&mut target.row(a, n), &h) {
+            expected[(a * v + b) as usize] = pa as f64 * pb as f64;
+        }
+    }
+    expected
+}
+
+/// Chi-square of `counts` against `expected` below mean + 6 sd (mean ≈ cells − 1,
+/// sd ≈ sqrt(2(cells − 1))).
+fn assert_matches(counts: &[u64], expected: &[f64]) {
+    let cells = expected.iter().filter(|&&e| e > 0.0).count() as f64;
+    let c = chi_square(counts, expected);
+    let bound = (cells - 1.0) + 6.0 * (2.0 * (cells - 1.0)).sqrt();
+    assert!(c < bound, "chi2 {c} over {cells} cells (bound {bound})");
+}
+
 #[test]
 fn sampled_speculative_decoding_preserves_the_joint_distribution_of_two_tokens() {
     // The first two of four tokens (rounds of up to 3 drafts) after a fixed prompt; the target's own joint p(x1) p(x2 | x1) is computed
@@ -444,16 +470,7 @@ fn sampled_speculative_decoding_preserves_the_joint_distribution_of_two_tokens()
     let v = 6;
     let target = Toy::new(v, 0.0);
     let prompt = [2u32, 4];
-    let s0 = sampler(1.0, 0);
-    let p1 = s0.distribution(&mut target.row(4, 1), &prompt);
-    let mut expected = vec![0.0f64; (v * v) as usize];
-    for &(a, pa) in &p1 {
-        let mut h = prompt.to_vec();
-        h.push(a);
-        for (b, pb) in s0.distribution(&mut target.row(a, 2), &h) {
-            expected[(a * v as u32 + b) as usize] = pa as f64 * pb as f64;
-        }
-    }
+    let expected = joint_of_two(&target, &prompt, &sampler(1.0, 0));
     let mut counts = vec![0u64; (v * v) as usize];
     let trials = 6000;
     let mut s = sampler(1.0, 42);
@@ -463,11 +480,7 @@ fn sampled_speculative_decoding_preserves_the_joint_distribution_of_two_tokens()
         let out = speculative(&target, &mut draft, &prompt, 4, &mut s);
         counts[(out[0] * v as u32 + out[1]) as usize] += 1;
     }
-    let cells = expected.iter().filter(|&&e| e > 0.0).count() as f64;
-    let c = chi_square(&counts, &expected);
-    // Mean ≈ cells − 1, sd ≈ sqrt(2(cells − 1)); 6 sd above the mean.
-    let bound = (cells - 1.0) + 6.0 * (2.0 * (cells - 1.0)).sqrt();
-    assert!(c < bound, "chi2 {c} over {cells} cells (bound {bound})");
+    assert_matches(&counts, &expected);
 }
 
 #[test]
@@ -498,16 +511,7 @@ fn sampled_decoding_with_prompt_lookup_preserves_the_joint_distribution_of_two_t
     let v = 6;
     let target = Toy::new(v, 0.0);
     let prompt = [2u32, 4, 1, 2, 4];
-    let s0 = sampler(1.0, 0);
-    let p1 = s0.distribution(&mut target.row(4, 4), &prompt);
-    let mut expected = vec![0.0f64; (v * v) as usize];
-    for &(a, pa) in &p1 {
-        let mut h = prompt.to_vec();
-        h.push(a);
-        for (b, pb) in s0.distribution(&mut target.row(a, 5), &h) {
-            expected[(a * v as u32 + b) as usize] = pa as f64 * pb as f64;
-        }
-    }
+    let expected = joint_of_two(&target, &prompt, &sampler(1.0, 0));
     let mut counts = vec![0u64; (v * v) as usize];
     let trials = 6000;
     let mut s = sampler(1.0, 42);
@@ -520,8 +524,5 @@ fn sampled_decoding_with_prompt_lookup_preserves_the_joint_distribution_of_two_t
         counts[(out[0] * v as u32 + out[1]) as usize] += 1;
     }
     assert!(proposed >= trials, "every run proposes at least once");
-    let cells = expected.iter().filter(|&&e| e > 0.0).count() as f64;
-    let c = chi_square(&counts, &expected);
-    let bound = (cells - 1.0) + 6.0 * (2.0 * (cells - 1.0)).sqrt();
-    assert!(c < bound, "chi2 {c} over {cells} cells (bound {bound})");
+    assert_matches(&counts, &expected);
 }
