@@ -155,9 +155,7 @@ pub(crate) fn load_draft(
     opts: LoadOptions,
     max_k: Option<usize>,
 ) -> Result<(), EngineError> {
-    let bound = max_k.map_or(crate::speculative::MAX_DRAFT, |n| {
-        n.clamp(crate::speculative::MIN_DRAFT, crate::speculative::MAX_DRAFT)
-    });
+    let bound = crate::speculative::draft_bound(max_k);
     if let Some((path, draft)) = m.draft.as_mut() {
         if *path == d.path {
             draft.max_k = bound;
@@ -181,9 +179,7 @@ pub(crate) fn load_draft(
 /// Start `m`'s prompt-lookup draft afresh for a request that names no draft model (made on
 /// first use); `max_k` bounds its length (`draft_num_predict`).
 pub(crate) fn start_lookup(m: &mut Resident, max_k: Option<usize>) {
-    let bound = max_k.map_or(crate::speculative::MAX_DRAFT, |n| {
-        n.clamp(crate::speculative::MIN_DRAFT, crate::speculative::MAX_DRAFT)
-    });
+    let bound = crate::speculative::draft_bound(max_k);
     let draft = m
         .lookup
         .get_or_insert_with(crate::speculative::Draft::prompt_lookup);

@@ -199,13 +199,17 @@ impl EngineThread {
             .unwrap_or_else(|| LoadOptions::for_device(self.device == "cpu"))
     }
 
-    /// Whether serving `model` with `num_ctx` would (re)load it.
-    fn needs_reload(&self, model: &ModelRef, num_ctx: Option<usize>) -> bool {
-        let same = self
-            .models
+    /// The context length `model` is loaded with, when these same weights are resident.
+    fn loaded_context(&self, model: &ModelRef) -> Option<u64> {
+        self.models
             .get(&model.name)
             .filter(|m| m.info.path == model.path)
-            .map(|m| m.info.context_length);
+            .map(|m| m.info.context_length)
+    }
+
+    /// Whether serving `model` with `num_ctx` would (re)load it.
+    fn needs_reload(&self, model: &ModelRef, num_ctx: Option<usize>) -> bool {
+        let same = self.loaded_context(model);
         let ctx = num_ctx.map(|n| n as u64);
         !(same.is_some() && (ctx.is_none() || same == ctx))
     }
@@ -243,8 +247,9 @@ impl EngineThread {
                 let _ = reply.blocking_send(EngineEvent::Error(e));
                 return;
             }
-        } else if self.config.prompt_lookup.applies(&req.sampler) {
-            req.prompt_lookup = true;
+        }
+        req.prompt_lookup = req.draft.is_none() && self.config.prompt_lookup.applies(&req.sampler);
+        if req.prompt_lookup {
             start_lookup(m, req.draft_num_predict);
         }
         let load = load_start.elapsed(); // the target and, when asked for, the draft
@@ -417,15 +422,11 @@ impl EngineThread {
         model: &ModelRef,
         num_ctx: Option<usize>,
     ) -> Result<(), EngineError> {
-        let same = self
-            .models
-            .get(&model.name)
-            .filter(|m| m.info.path == model.path)
-            .map(|m| m.info.context_length);
-        let ctx = num_ctx.map(|n| n as u64);
-        if same.is_some() && (ctx.is_none() || same == ctx) {
+        if !self.needs_reload(model, num_ctx) {
             return Ok(());
         }
+        let same = self.loaded_context(model);
+        let ctx = num_ctx.map(|n| n as u64);
         let opts = self.load_options();
         let need = crate::budget::estimate(
             &model.path,

@@ -2,9 +2,9 @@
 //!
 //! Where it sits: the engine thread's decode loop (`generate.rs`) calls [`step`] once per round
 //! instead of one target forward per token, when the request names a draft model (Modelfile
-//! `DRAFT`, or `options.draft`; resolved to a path by the `ollmlx-mlx` backend) or, with
-//! `OLLMLX_PROMPT_LOOKUP=1`, names none ([`Draft::prompt_lookup`]: proposals copied from the
-//! history by [`crate::lookup`], no model run). One round:
+//! `DRAFT`, or `options.draft`; resolved to a path by the `ollmlx-mlx` backend) or names none
+//! and the engine's [`crate::lookup::LookupPolicy`] covers it ([`Draft::prompt_lookup`]:
+//! proposals copied from the history by [`crate::lookup`], no model run). One round:
 //!
 //! 1. the [`Draft`] catches its own KV cache up to the history (reusing the common prefix) and
 //!    proposes up to `k` tokens autoregressively;
@@ -45,6 +45,12 @@ pub const MIN_DRAFT: usize = 1;
 /// `sgemm`). Through `ollmlx serve` with prompt lookup, 5 interleaved rounds: counting 99.9
 /// tok/s with at most 7 against 64.7 with at most 8; other prompts within noise.
 pub const MAX_DRAFT: usize = 7;
+/// The longest draft a request allows: its `draft_num_predict` within
+/// [`MIN_DRAFT`]..=[`MAX_DRAFT`], or [`MAX_DRAFT`] when it does not say.
+pub fn draft_bound(draft_num_predict: Option<usize>) -> usize {
+    draft_num_predict.map_or(MAX_DRAFT, |n| n.clamp(MIN_DRAFT, MAX_DRAFT))
+}
+
 /// Draft length of the first round.
 pub const START_DRAFT: usize = 4;
 /// Tokens per draft forward when the draft catches up with a long history (the prompt).
@@ -111,10 +117,9 @@ impl Draft {
 
     /// A fresh draft around `model` (none: prompt lookup), empty caches, first-round length.
     fn with(model: Option<Box<dyn Model>>) -> Self {
-        let caches = model.as_ref().map_or_else(Vec::new, |m| m.new_caches());
-        Draft {
+        let mut d = Draft {
             model,
-            caches,
+            caches: Vec::new(),
             cached: Vec::new(),
             k: START_DRAFT,
             max_k: MAX_DRAFT,
@@ -122,7 +127,9 @@ impl Draft {
             pause: 0,
             cold: 0,
             next_pause: FIRST_PAUSE,
-        }
+        };
+        d.reset();
+        d
     }
 
     /// Whether this draft is prompt lookup (no model).

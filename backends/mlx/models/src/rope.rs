@@ -97,19 +97,19 @@ impl Rope {
         }
     }
 
+    /// The base MLX's kernel takes: none when explicit frequencies replace it.
+    fn fast_base(&self) -> Option<f32> {
+        self.freqs.is_none().then_some(self.base)
+    }
+
     /// Rotate `x` (`[B, H, L, D]`) where row `b` starts at position `offsets[b]` (`[B]` int32):
     /// the rows of a padded batch.
     pub fn forward_rows(&self, x: &Array, offsets: &Array) -> Result<Array> {
-        let base = if self.freqs.is_some() {
-            None
-        } else {
-            Some(self.base)
-        };
         Ok(fast::rope_dynamic(
             x,
             self.dims,
             self.traditional,
-            base,
+            self.fast_base(),
             self.scale,
             offsets,
             self.freqs.as_ref(),
@@ -118,16 +118,11 @@ impl Rope {
 
     /// Rotate `x` (`[B, H, L, D]`) for positions `offset..offset+L`.
     pub fn forward(&self, x: &Array, offset: i32) -> Result<Array> {
-        let base = if self.freqs.is_some() {
-            None
-        } else {
-            Some(self.base)
-        };
         Ok(fast::rope(
             x,
             self.dims,
             self.traditional,
-            base,
+            self.fast_base(),
             self.scale,
             offset,
             self.freqs.as_ref(),
