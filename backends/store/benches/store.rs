@@ -4,13 +4,13 @@
 //! only; the same GET written to a file in the store's directory = network + disk; plus that
 //! file's fsync), resume overhead after a cut, and `list`/`show` latency with 200 models through
 //! `StoreBackend`. Run: `cargo bench -p ollmlx-store --bench store` (`STORE_BENCH_MB`, default
-//! 1024).
+//! 1024; `STORE_BENCH_LINK_MBS` adds the registry comparison over bandwidth-limited links).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -41,6 +41,8 @@ struct Reg {
     fake: Fake,
     weights: Bytes,
     cut: Arc<AtomicBool>,
+    /// When set, the weights are served through this link (a bandwidth-limited network).
+    link: Arc<Mutex<Option<Arc<Link>>>>,
 }
 
 /// Registry serving `library/m:<any tag>` with `weights` as the model layer; while `cut` is
@@ -62,7 +64,8 @@ async fn registry(weights: Vec<u8>) -> Reg {
     );
     let (wsha, csha) = (sha(&weights), sha(&config));
     let cut = Arc::new(AtomicBool::new(false));
-    let (w, c2) = (weights.clone(), cut.clone());
+    let link: Arc<Mutex<Option<Arc<Link>>>> = Arc::default();
+    let (w, c2, l2) = (weights.clone(), cut.clone(), link.clone());
     let fake = serve(Arc::new(move |s: &Seen| {
         if s.uri.contains("/manifests/") {
             return Reply::ok(manifest.clone());
@@ -91,7 +94,22 @@ async fn registry(weights: Vec<u8>) -> Reg {
                     };
                 }
             }
-            return r;
+            return match (r, l2.lock().unwrap().clone()) {
+                (
+                    Reply::Shared {
+                        status,
+                        headers,
+                        body,
+                    },
+                    Some(link),
+                ) => Reply::Paced {
+                    status,
+                    headers,
+                    body,
+                    link,
+                },
+                (r, _) => r,
+            };
         }
         if s.uri.ends_with(&csha) {
             return ranged(s, &config);
@@ -99,7 +117,12 @@ async fn registry(weights: Vec<u8>) -> Reg {
         Reply::status(404, "")
     }))
     .await;
-    Reg { fake, weights, cut }
+    Reg {
+        fake,
+        weights,
+        cut,
+        link,
+    }
 }
 
 /// A plain HTTP/1.1 GET of `path` (whole body, no range) read with a 1 MiB buffer on one
@@ -376,6 +399,29 @@ async fn main() {
         (&model, cfg(), &wdigest),
     )
     .await;
+    // The same over bandwidth-limited links (a real registry is on the other side of a
+    // network): `STORE_BENCH_LINK_MBS="125 250 500"` (MB/s: 1, 2 and 4 Gbit/s).
+    let links: Vec<f64> = std::env::var("STORE_BENCH_LINK_MBS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    for rate in links {
+        *reg.link.lock().unwrap() = Some(Link::new(rate));
+        compare(
+            &format!("registry pull over a {rate} MB/s link,"),
+            mb,
+            rounds,
+            (
+                &reg.fake.host(),
+                &format!("/v2/library/m/blobs/{wdigest}"),
+                n,
+            ),
+            (&model, cfg(), &wdigest),
+        )
+        .await;
+        *reg.link.lock().unwrap() = None;
+    }
     if std::env::var_os("STORE_BENCH_PULL_ONLY").is_some() {
         return;
     }

@@ -61,8 +61,50 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         body: Bytes,
     },
+    /// [`Reply::Shared`] sent through a [`Link`]: 256 KiB pieces, each waiting for its turn on
+    /// the link, so every response of a server shares the link's bandwidth.
+    Paced {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+        link: Arc<Link>,
+    },
     /// Never answer.
     Hang,
+}
+
+/// A network link of fixed bandwidth shared by every response sent through it: each piece
+/// reserves `len / rate` seconds after the pieces reserved before it, so the link's total rate
+/// stays `rate` however many connections share it. Up to [`Link::SLACK`] of idle time counts
+/// as credit (a token bucket with that burst), so a sender that wakes late from its timer
+/// still gets the whole rate.
+pub struct Link {
+    bytes_per_sec: f64,
+    free_at: Mutex<tokio::time::Instant>,
+}
+
+impl Link {
+    /// Idle link time a sender may catch up on.
+    const SLACK: Duration = Duration::from_millis(20);
+
+    /// A link carrying `mb_per_sec` MB (10^6 bytes) per second.
+    pub fn new(mb_per_sec: f64) -> Arc<Link> {
+        Arc::new(Link {
+            bytes_per_sec: mb_per_sec * 1e6,
+            free_at: Mutex::new(tokio::time::Instant::now()),
+        })
+    }
+
+    /// Wait until `len` more bytes have passed the link.
+    async fn send(&self, len: usize) {
+        let done = {
+            let mut free = self.free_at.lock().unwrap();
+            let start = (*free).max(tokio::time::Instant::now() - Link::SLACK);
+            *free = start + Duration::from_secs_f64(len as f64 / self.bytes_per_sec);
+            *free
+        };
+        tokio::time::sleep_until(done).await;
+    }
 }
 
 impl Reply {
@@ -88,7 +130,8 @@ impl Reply {
             Reply::Full { headers, .. }
             | Reply::Cut { headers, .. }
             | Reply::Slow { headers, .. }
-            | Reply::Shared { headers, .. } => headers.push((k.into(), v.into())),
+            | Reply::Shared { headers, .. }
+            | Reply::Paced { headers, .. } => headers.push((k.into(), v.into())),
             Reply::Hang => {}
         }
         self
@@ -215,6 +258,30 @@ async fn respond(reply: Reply, method: &str) -> Response<Body> {
             let body = if head { Bytes::new() } else { body };
             build(status, &headers, len)
                 .body(Full::new(body).map_err(|e| match e {}).boxed())
+                .unwrap()
+        }
+        Reply::Paced {
+            status,
+            headers,
+            body,
+            link,
+        } => {
+            let len = body.len();
+            let body = if head { Bytes::new() } else { body };
+            const PIECE: usize = 256 << 10;
+            let pieces: Vec<Bytes> = (0..body.len())
+                .step_by(PIECE)
+                .map(|a| body.slice(a..(a + PIECE).min(body.len())))
+                .collect();
+            let s = futures::stream::iter(pieces).then(move |p| {
+                let link = link.clone();
+                async move {
+                    link.send(p.len()).await;
+                    Ok::<_, std::io::Error>(Frame::data(p))
+                }
+            });
+            build(status, &headers, len)
+                .body(BodyExt::boxed(StreamBody::new(s)))
                 .unwrap()
         }
         Reply::Cut {
