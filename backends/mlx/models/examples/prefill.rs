@@ -1,6 +1,7 @@
 //! Prefill timing at the model layer (no engine, no tokenizer): one forward pass over `L`
 //! token ids from an empty cache, logits for the last position only, as the engine's prefill
-//! does. `cargo run --release -p ollmlx-models --example prefill -- <model> [L] [reps]`;
+//! does, for `rows` sequences at once (`[rows, L]`, default 1).
+//! `cargo run --release -p ollmlx-models --example prefill -- <model> [L] [reps] [rows]`;
 //! `OLLMLX_CAUSAL_BLOCK=0` turns the CPU's query-block attention off for A/B runs.
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ fn main() {
     };
     let l: i32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(512);
     let reps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let rows: i32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     let cpu = mlx_rs::Device::try_default()
         .and_then(|d| d.get_type())
         .is_ok_and(|t| matches!(t, mlx_rs::DeviceType::Cpu));
@@ -26,8 +28,8 @@ fn main() {
     let model = loaded.model;
     let vocab = model.info().vocab_size;
     // Token ids spread over the vocabulary (what they are does not change the work).
-    let ids: Vec<i32> = (0..l).map(|i| (i * 7919 + 11) % vocab).collect();
-    let tokens = Array::from_slice(&ids, &[1, l]);
+    let ids: Vec<i32> = (0..l * rows).map(|i| (i * 7919 + 11) % vocab).collect();
+    let tokens = Array::from_slice(&ids, &[rows, l]);
     for rep in 0..=reps {
         let mut caches = model.new_caches();
         let t = Instant::now();
@@ -41,9 +43,9 @@ fn main() {
         let s = t.elapsed().as_secs_f64();
         let what = if rep == 0 { "warm-up" } else { "run" };
         println!(
-            "{what} {rep}: {l} tokens in {:.1} ms = {:.1} tok/s",
+            "{what} {rep}: {rows} x {l} tokens in {:.1} ms = {:.1} tok/s",
             s * 1e3,
-            l as f64 / s
+            (l * rows) as f64 / s
         );
     }
 }

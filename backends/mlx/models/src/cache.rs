@@ -146,7 +146,9 @@ impl KvCache {
             Store::Plain { k, .. } => k.as_ref(),
             Store::Quant { k, .. } => k[0].as_ref(),
         };
-        first.map_or(1, |a| a.dim(0).max(1) as usize)
+        // An empty cache set up for a grouped prefill ([`KvCache::group`]) knows its rows from
+        // its padding.
+        first.map_or(self.left_pad.len().max(1), |a| a.dim(0).max(1) as usize)
     }
 
     /// Left padding of each row, when the rows hold different lengths (`None`: every row starts
@@ -168,7 +170,10 @@ impl KvCache {
 
     /// Attention mask for `l` new positions of a padded batch (boolean `[rows, 1, l, offset+l]`,
     /// true = visible): a row never sees its left padding, and new positions see only earlier
-    /// ones.
+    /// ones. A padding position among the new ones (a grouped prefill's filler) sees itself
+    /// only, so that no query row is masked whole: what a kernel makes of such a row is its own
+    /// choice (MLX's CPU path gives finite values; a fused kernel may give NaN), and a NaN in a
+    /// filler's keys or values would reach the real queries as `0 * NaN`.
     pub fn batch_mask(&self, l: i32) -> Array {
         let rows = self.rows();
         let cols = self.offset + l;
@@ -176,7 +181,8 @@ impl KvCache {
         for r in 0..rows {
             let pad = self.left_pad.get(r).copied().unwrap_or(0);
             for i in 0..l {
-                m.extend((0..cols).map(|j| j >= pad && j <= self.offset + i));
+                let q = self.offset + i;
+                m.extend((0..cols).map(|j| j == q || (j >= pad && j <= q)));
             }
         }
         Array::from_slice(&m, &[rows as i32, 1, l, cols])
@@ -226,6 +232,74 @@ impl KvCache {
         out.set_buffers(joined);
         out.offset = cols;
         out.left_pad = left_pad;
+        out.normalize_padding();
+        Ok(out)
+    }
+
+    /// One batch of single-sequence caches (same layer and quantization; empty ones allowed)
+    /// for a grouped prefill whose chunk starts, in row `r`, with `fill[r]` filler tokens: rows
+    /// are right-aligned like [`KvCache::stack`]'s, and each row's left padding covers both
+    /// its missing columns and its fillers, so the chunk's real tokens follow the row's cached
+    /// positions directly and every row's last token lands in the last column. Fillers only
+    /// fit a row with nothing cached (they would sit between its cache and its chunk).
+    pub fn group(parts: &[&KvCache], fill: &[i32]) -> Result<KvCache> {
+        let Some(first) = parts.first() else {
+            return Err(ModelError::Invalid("no caches to group".into()));
+        };
+        let quant = first.quant();
+        let bad = parts.len() != fill.len()
+            || parts.iter().zip(fill).any(|(c, &f)| {
+                c.quant() != quant
+                    || c.padding().is_some()
+                    || (c.offset > 0 && c.rows() != 1)
+                    || f < 0
+                    || (f > 0 && c.offset > 0)
+            });
+        if bad {
+            return Err(ModelError::Invalid(
+                "grouping caches that are not single unpadded sequences of one type".into(),
+            ));
+        }
+        let cols = parts.iter().map(|c| c.offset).max().unwrap_or(0);
+        let mut out = KvCache::with_quant(quant);
+        out.left_pad = parts
+            .iter()
+            .zip(fill)
+            .map(|(c, f)| cols - c.offset + f)
+            .collect();
+        if cols > 0 {
+            let template: Vec<Array> = parts
+                .iter()
+                .find(|c| c.offset > 0)
+                .map(|c| c.buffers().into_iter().flatten().cloned().collect())
+                .unwrap_or_default();
+            let mut bufs: Vec<Vec<Array>> = vec![Vec::new(); template.len()];
+            for c in parts {
+                let pad = cols - c.offset;
+                let own = c.buffers();
+                for (i, t) in template.iter().enumerate() {
+                    let zeros = |n: i32| zeros_dtype(&[1, t.dim(1), n, t.dim(3)], t.dtype());
+                    let part = match own.get(i).copied().flatten() {
+                        Some(a) if c.offset > 0 => {
+                            let used = a.try_index((.., .., ..c.offset, ..))?;
+                            if pad > 0 {
+                                concatenate(&[zeros(pad)?, used], 2)?
+                            } else {
+                                used
+                            }
+                        }
+                        _ => zeros(cols)?,
+                    };
+                    bufs[i].push(part);
+                }
+            }
+            let joined = bufs
+                .iter()
+                .map(|b| concatenate(b, 0))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.set_buffers(joined);
+            out.offset = cols;
+        }
         out.normalize_padding();
         Ok(out)
     }
@@ -530,6 +604,43 @@ mod tests {
         assert_eq!(k.contiguous().unwrap().as_slice::<f32>(), &[7.0, 9.0]);
         // Out-of-range rows are an error, not a panic.
         assert!(s.select(&[3]).is_err());
+    }
+
+    #[test]
+    fn grouping_right_aligns_rows_and_pads_fillers_of_empty_rows() {
+        let (a, empty) = (filled(&[1.0, 2.0]), KvCache::new());
+        let g = KvCache::group(&[&a, &empty], &[0, 3]).unwrap();
+        assert_eq!((g.rows(), g.offset()), (2, 2));
+        assert_eq!(g.padding(), Some(&[0, 5][..]));
+        // The empty row's three fillers start before its first real position.
+        assert_eq!(g.row_offsets().as_slice::<i32>(), &[2, -3]);
+        let mut g = g;
+        let n = Array::from_slice(&[3.0f32, 4.0, 5.0, 6.0, 0.0, 0.0, 0.0, 9.0], &[2, 1, 4, 1]);
+        let (k, _) = g.update(&n, &n).unwrap();
+        assert_eq!(
+            k.contiguous().unwrap().as_slice::<f32>(),
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 0.0, 0.0, 0.0, 0.0, 9.0]
+        );
+        // After the chunk: row 1 holds one position, in the last column.
+        assert_eq!((g.row_len(0), g.row_len(1)), (6, 1));
+
+        // All rows empty: nothing to copy; rows and offsets come from the padding alone.
+        let e = KvCache::group(&[&empty, &empty, &empty], &[0, 2, 1]).unwrap();
+        assert_eq!((e.rows(), e.offset()), (3, 0));
+        assert_eq!(e.row_offsets().as_slice::<i32>(), &[0, -2, -1]);
+        // A filler's query sees only itself; real queries never see a filler.
+        let m = e.batch_mask(3);
+        let m = m.as_slice::<bool>();
+        assert_eq!(
+            &m[9..18],
+            &[true, false, false, false, true, false, false, false, true]
+        );
+        // Equal rows need no padding at all.
+        let p = KvCache::group(&[&a, &filled(&[7.0, 8.0])], &[0, 0]).unwrap();
+        assert_eq!((p.rows(), p.padding()), (2, None));
+        // Fillers between a row's cache and its chunk cannot be expressed.
+        assert!(KvCache::group(&[&a, &empty], &[1, 0]).is_err());
+        assert!(KvCache::group(&[&a], &[0, 0]).is_err());
     }
 
     #[test]

@@ -459,11 +459,15 @@ impl Attention {
                     (k, v, Some(mask.clone()))
                 }
             }
-            (Some(_), StepPositions::Rows { .. }) => {
-                return Err(ModelError::Invalid(
-                    "sliding-window attention over a padded batch takes one position per row"
-                        .into(),
-                ))
+            // Several positions per row (a grouped prefill): a row's positions and its columns
+            // differ by its padding alone, so the window is a distance in columns.
+            (Some(wnd), StepPositions::Rows { mask, .. }) => {
+                let cols = k.dim(2);
+                let q_col =
+                    mlx_rs::ops::arange::<i32, i32>(cols - l, cols, None)?.reshape(&[l, 1])?;
+                let k_col = mlx_rs::ops::arange::<i32, i32>(0, cols, None)?.reshape(&[1, cols])?;
+                let near = q_col.lt(k_col.add(Array::from_int(wnd))?)?;
+                (k, v, Some(mask.logical_and(&near)?))
             }
             (None, _) => (k, v, None),
         };

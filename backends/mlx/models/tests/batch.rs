@@ -3,6 +3,9 @@
 //! logits it gets alone; rows leave (`KvCache::select`) and join mid-decode without disturbing
 //! the others. Runs the llama-family fixtures (llama, qwen2, qwen3: `nn::Attention`), phi3 and
 //! qwen3_moe, gemma3 (`nn::StepPositions`; gemma3 with its sliding window) in float32.
+//! Grouped prefill (`KvCache::group`): prompts of different lengths, fresh or continuing a cached
+//! prefix, evaluated in one `[B, L]` forward pass, give each row the logits and the decode it gets
+//! alone.
 
 mod common;
 
@@ -168,4 +171,88 @@ fn qwen3_moe_rows_in_a_padded_batch_decode_as_they_do_alone() {
 fn gemma3_rows_in_a_padded_batch_decode_as_they_do_alone_across_sliding_windows() {
     // Window 5 on every other layer: rows of 2-9 prompt tokens plus 8 steps cross it.
     check_family("gemma3_text-bf16");
+}
+
+/// The rows of a grouped prefill: three prompts evaluated in one `[3, 9]` forward pass, each
+/// ending in the last column. Row 0 fills the chunk (9 fresh tokens); row 1 has 2 fresh tokens
+/// after 7 fillers (left padding); row 2 continues a cached prefix of 8 tokens with 3 new ones,
+/// recomputing the last 6 cached ones (its cache is cut back to 2), as the engine does.
+fn check_group(fixture: &str) {
+    let model = load(&fixture_dir(fixture), LoadOptions::for_device(true))
+        .unwrap()
+        .model;
+    let prompts: [&[i32]; 3] = [
+        &[5, 17, 42, 99, 3, 250, 11, 7, 64],
+        &[300, 2],
+        &[77, 78, 79, 80, 12, 13, 14, 15, 16, 17, 18],
+    ];
+    let n = 8;
+    let want: Vec<_> = prompts.iter().map(|p| alone(&*model, p, n)).collect();
+
+    let fresh = model.new_caches();
+    let (mut cached, _) = prefill(&*model, &prompts[2][..8]);
+    cached.iter_mut().for_each(|c| c.truncate(2));
+    let fill = [0, 7, 0];
+    let mut caches: Vec<KvCache> = (0..fresh.len())
+        .map(|layer| {
+            KvCache::group(&[&fresh[layer], &fresh[layer], &cached[layer]], &fill).unwrap()
+        })
+        .collect();
+    let mut input: Vec<i32> = prompts[0].to_vec();
+    input.extend(std::iter::repeat_n(0, 7));
+    input.extend_from_slice(prompts[1]);
+    input.extend_from_slice(&prompts[2][2..]);
+    let x = Array::from_slice(&input, &[3, 9]);
+    let l = model.forward(&x, &mut caches, LogitsMode::Last).unwrap();
+    let mut live = rows(&l);
+    let mut got: Vec<Vec<i32>> = vec![Vec::new(); 3];
+    for step in 0..n {
+        let mut next = Vec::new();
+        for (r, row) in live.iter().enumerate() {
+            let d = max_diff(row, &want[r].1[step]);
+            assert!(
+                d <= TOL,
+                "{fixture}: grouped row {r} step {step}: logits differ by {d}"
+            );
+            let t = argmax(row);
+            got[r].push(t);
+            next.push(t);
+        }
+        let x = Array::from_slice(&next, &[3, 1]);
+        let l = model.forward(&x, &mut caches, LogitsMode::Last).unwrap();
+        live = rows(&l);
+    }
+    for (r, (toks, _)) in want.iter().enumerate() {
+        assert_eq!(&got[r], toks, "{fixture}: grouped row {r} tokens");
+    }
+}
+
+#[test]
+fn llama_prompts_prefilled_as_one_group_decode_as_they_do_alone() {
+    check_group("llama-bf16");
+}
+
+#[test]
+fn qwen2_prompts_prefilled_as_one_group_decode_as_they_do_alone() {
+    check_group("qwen2-bf16");
+}
+
+#[test]
+fn qwen3_prompts_prefilled_as_one_group_decode_as_they_do_alone() {
+    check_group("qwen3-q4");
+}
+
+#[test]
+fn phi3_prompts_prefilled_as_one_group_decode_as_they_do_alone() {
+    check_group("phi3-bf16");
+}
+
+#[test]
+fn qwen3_moe_prompts_prefilled_as_one_group_decode_as_they_do_alone() {
+    check_group("qwen3_moe-q4");
+}
+
+#[test]
+fn gemma3_prompts_prefilled_as_one_group_decode_as_they_do_alone_across_sliding_windows() {
+    check_group("gemma3_text-bf16");
 }
