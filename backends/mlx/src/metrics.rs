@@ -40,6 +40,16 @@ fn batch_samples(b: &BatchStats) -> Vec<BackendMetric> {
             b.rows as f64,
         ),
         BackendMetric::counter(
+            "prefill_groups_total",
+            "Grouped prefills: prompts of requests waiting together evaluated in one forward pass",
+            b.prefill_groups as f64,
+        ),
+        BackendMetric::counter(
+            "prefill_grouped_requests_total",
+            "Requests whose prompts were evaluated in a grouped prefill",
+            b.grouped_rows as f64,
+        ),
+        BackendMetric::counter(
             "speculative_draft_tokens_total",
             "Draft tokens proposed by speculative decoding (draft models and prompt lookup)",
             b.draft_proposed as f64,
@@ -106,6 +116,8 @@ mod tests {
             rows: 25,
             draft_proposed: 40,
             draft_accepted: 30,
+            prefill_groups: 2,
+            grouped_rows: 7,
         });
         let find = |n: &str| s.iter().find(|m| m.name == n).map(|m| m.value);
         assert_eq!(find("batch_size"), Some(3.0));
@@ -114,6 +126,8 @@ mod tests {
         assert_eq!(find("decode_rows_total"), Some(25.0));
         assert_eq!(find("speculative_draft_tokens_total"), Some(40.0));
         assert_eq!(find("speculative_accepted_tokens_total"), Some(30.0));
+        assert_eq!(find("prefill_groups_total"), Some(2.0));
+        assert_eq!(find("prefill_grouped_requests_total"), Some(7.0));
     }
 
     #[test]

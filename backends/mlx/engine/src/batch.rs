@@ -3,7 +3,9 @@
 //! ([`ollmlx_models::KvCache::stack`]).
 //!
 //! Request path: the engine thread ([`crate::engine`]) admits requests between steps
-//! ([`Batch::join`], after their own prefill in [`crate::sequence::start`]) and calls
+//! ([`Batch::admit`]); their prompts are evaluated in the batch's turns, on their own or, when
+//! several wait together, in one grouped forward pass ([`crate::prefill_group`]), and they
+//! join the decoding rows ([`Batch::join`]). The engine thread calls
 //! [`Batch::step`] while rows remain; rows that finish, fail or lose their client leave after
 //! the step that ended them ([`Left`]), without stalling the others.
 //!
@@ -14,6 +16,8 @@
 //! any of them steps synchronously. Each row keeps its own sampler, seed, stop strings and
 //! history, so what a row produces does not depend on its neighbours: a greedy row yields the
 //! tokens it yields alone.
+
+use std::collections::VecDeque;
 
 use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::argmax_axis;
@@ -56,10 +60,13 @@ pub(crate) struct Batch {
     /// Logits (`[rows, 1, vocab]`, possibly still being computed) the next tokens come from.
     logits: Option<Array>,
     steps: usize,
-    /// A request evaluating its prompt, one chunk per step while rows decode.
-    joining: Option<Box<Prefill>>,
+    /// Requests evaluating their prompts, in arrival order: the front one chunk per turn
+    /// while rows decode, or several at once as a group.
+    joining: VecDeque<Box<Prefill>>,
     /// Rows of the last decode step (0 when the last turn only prefilled).
     pub(crate) last_rows: usize,
+    /// Requests prefilled as one group in the last turn (0: none), for telemetry.
+    pub(crate) last_group: usize,
     /// Draft tokens proposed and accepted in the last step (a speculative round), for telemetry.
     pub(crate) last_drafts: (u64, u64),
     /// Speculative decoding: the single row's last token is not fed yet (no `logits`); the
@@ -76,16 +83,17 @@ impl Batch {
             caches: Vec::new(),
             logits: None,
             steps: 0,
-            joining: None,
+            joining: VecDeque::new(),
             last_rows: 0,
+            last_group: 0,
             last_drafts: (0, 0),
             spec: false,
         }
     }
 
-    /// Requests in the batch: decoding, plus the one evaluating its prompt.
+    /// Requests in the batch: decoding, plus those evaluating their prompts.
     pub(crate) fn len(&self) -> usize {
-        self.rows.len() + usize::from(self.joining.is_some())
+        self.rows.len() + self.joining.len()
     }
 
     /// Rows decoding.
@@ -98,21 +106,17 @@ impl Batch {
         self.len() == 0
     }
 
-    /// Whether a new request can start its prefill now (one at a time, in arrival order).
-    pub(crate) fn can_admit(&self) -> bool {
-        self.joining.is_none()
-    }
-
-    /// A request that starts its prefill; it joins the rows when its prompt is in.
+    /// A request that starts its prefill (after those already waiting); it joins the rows
+    /// when its prompt is in.
     pub(crate) fn admit(&mut self, p: Box<Prefill>) {
-        self.joining = Some(p);
+        self.joining.push_back(p);
     }
 
-    /// Add a prefilled request: its caches (one sequence) and last-position logits.
+    /// Add prefilled requests: their caches (one row each, in order) and last-position logits.
     pub(crate) fn join(
         &mut self,
         m: &Resident,
-        seq: Box<Sequence>,
+        seqs: Vec<Sequence>,
         caches: Vec<KvCache>,
         logits: Array,
     ) -> Result<(), EngineError> {
@@ -142,7 +146,7 @@ impl Batch {
                 self.logits = Some(logits);
             }
         }
-        self.rows.push(*seq);
+        self.rows.extend(seqs);
         Ok(())
     }
 
@@ -152,25 +156,45 @@ impl Batch {
         self.logits = None;
         self.spec = false;
         let mut all = std::mem::take(&mut self.rows);
-        all.extend(self.joining.take().map(|p| p.into_parts().0));
+        all.extend(self.joining.drain(..).map(|p| p.into_parts().0));
         all
     }
 
-    /// One turn: the joining request's prefill advances (one chunk while rows decode, the whole
-    /// prompt otherwise) and joins when done, then one decode step for every row. Returns the
-    /// requests that left. An `Err` means a forward pass itself failed: the caller fails every
-    /// request ([`Batch::drain`]).
+    /// One turn: prompts advance (the front joining request's next chunk, the whole prompt
+    /// when no row decodes, or several whole prompts as one group) and join when done, then one
+    /// decode step for every row. Returns the requests that left. An `Err` means a decode
+    /// forward pass itself failed: the caller fails every request ([`Batch::drain`]).
     pub(crate) fn step(&mut self, m: &mut Resident) -> Result<Vec<Left>, EngineError> {
         let mut out = Vec::new();
         self.last_rows = 0;
         self.last_drafts = (0, 0);
-        if let Some(mut p) = self.joining.take() {
-            match p.advance(m, !self.rows.is_empty()) {
+        self.last_group = 0;
+        let (gone, waiting): (VecDeque<_>, VecDeque<_>) =
+            self.joining.drain(..).partition(|p| p.is_cancelled());
+        out.extend(gone.into_iter().map(|p| Left::from_prefill(*p, Ok(None))));
+        self.joining = waiting;
+        let interleave = !self.rows.is_empty();
+        let group = self.joining.front().map_or(0, |p| {
+            crate::prefill_group::group_len(&self.joining, p.chunk(interleave))
+        });
+        if group >= 2 {
+            let members: Vec<Prefill> = self.joining.drain(..group).map(|p| *p).collect();
+            self.last_group = group;
+            match crate::prefill_group::run(m, members) {
+                Ok(g) => self.join(m, g.seqs, g.caches, g.logits)?,
+                Err((e, members)) => out.extend(
+                    members
+                        .into_iter()
+                        .map(|p| Left::from_prefill(p, Err(e.clone()))),
+                ),
+            }
+        } else if let Some(mut p) = self.joining.pop_front() {
+            match p.advance(m, interleave) {
                 Ok(PrefillState::Ready) => {
                     let (seq, caches, logits) = p.into_running()?;
-                    self.join(m, seq, caches, logits)?;
+                    self.join(m, vec![*seq], caches, logits)?;
                 }
-                Ok(PrefillState::More) => self.joining = Some(p),
+                Ok(PrefillState::More) => self.joining.push_front(p),
                 Ok(PrefillState::Cancelled) => out.push(Left::from_prefill(*p, Ok(None))),
                 Err(e) => out.push(Left::from_prefill(*p, Err(e))),
             }
@@ -198,7 +222,7 @@ impl Batch {
             let l = crate::generate::forward(m, &mut self.caches, &[last])?;
             row.cached.push(last);
             let caches = std::mem::take(&mut self.caches);
-            self.join(m, Box::new(row), caches, l)?;
+            self.join(m, vec![row], caches, l)?;
             return Ok(Vec::new());
         };
         let budget = row.budget();
@@ -240,7 +264,7 @@ impl Batch {
                 let mut caches = caches;
                 match row.shift(m, &mut caches) {
                     Ok(l) => {
-                        self.join(m, Box::new(row), caches, l)?;
+                        self.join(m, vec![row], caches, l)?;
                         return Ok(Vec::new());
                     }
                     Err(e) => {
@@ -272,7 +296,7 @@ impl Batch {
             .ok_or_else(|| EngineError::Model("batch stepped without logits".into()))?;
         // A lone row with a draft model goes speculative after this token: no step ahead.
         let spec_next =
-            self.rows.len() == 1 && self.joining.is_none() && self.rows[0].wants_draft(m);
+            self.rows.len() == 1 && self.joining.is_empty() && self.rows[0].wants_draft(m);
         let all_device = self.rows.iter().all(|r| r.device_greedy) && !spec_next;
         let chosen = argmax_axis(&logits, -1, false)?; // [rows, 1]
         let mut ahead = None;
@@ -406,7 +430,7 @@ impl Batch {
             self.logits = None;
         }
         for (seq, caches, l) in rejoin {
-            self.join(m, seq, caches, l)?;
+            self.join(m, vec![*seq], caches, l)?;
         }
         Ok(out)
     }

@@ -270,6 +270,8 @@ impl Engine {
             rows: c.rows.load(Ordering::Relaxed),
             draft_proposed: c.draft_proposed.load(Ordering::Relaxed),
             draft_accepted: c.draft_accepted.load(Ordering::Relaxed),
+            prefill_groups: c.prefill_groups.load(Ordering::Relaxed),
+            grouped_rows: c.grouped_rows.load(Ordering::Relaxed),
         }
     }
 
@@ -303,4 +305,8 @@ pub struct BatchStats {
     pub draft_proposed: u64,
     /// Of those, accepted by the target.
     pub draft_accepted: u64,
+    /// Grouped prefills: several requests' prompts evaluated in one forward pass.
+    pub prefill_groups: u64,
+    /// Requests prefilled in those groups.
+    pub grouped_rows: u64,
 }

@@ -19,6 +19,7 @@ pub mod logprobs;
 pub mod lookup;
 pub mod outbox;
 pub mod output;
+pub mod prefill_group;
 pub mod prefix_cache;
 mod resident;
 pub mod sampler;

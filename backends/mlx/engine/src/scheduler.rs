@@ -60,6 +60,8 @@ pub(crate) struct BatchCounters {
     pub(crate) rows: AtomicU64,
     pub(crate) draft_proposed: AtomicU64,
     pub(crate) draft_accepted: AtomicU64,
+    pub(crate) prefill_groups: AtomicU64,
+    pub(crate) grouped_rows: AtomicU64,
 }
 
 /// Queued work, in arrival order.
@@ -154,7 +156,6 @@ impl EngineThread {
                 (_, None) => true,
                 (Job::Generate(req, ..), Some(b)) => {
                     req.model.name == b.model
-                        && b.can_admit()
                         && b.len() < self.config.num_parallel.max(1)
                         && !self.needs_reload(&req.model, Some(req.num_ctx))
                         && self
@@ -286,6 +287,12 @@ impl EngineThread {
         let run = std::panic::AssertUnwindSafe(|| batch.step(m));
         let result = std::panic::catch_unwind(run);
         let rows = batch.last_rows;
+        if batch.last_group > 0 {
+            let c = &self.batch_counters;
+            c.prefill_groups.fetch_add(1, Ordering::Relaxed);
+            c.grouped_rows
+                .fetch_add(batch.last_group as u64, Ordering::Relaxed);
+        }
         if rows > 0 {
             let c = &self.batch_counters;
             c.peak.fetch_max(rows, Ordering::Relaxed);

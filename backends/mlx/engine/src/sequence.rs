@@ -182,11 +182,7 @@ impl Prefill {
         m: &Resident,
         interleave: bool,
     ) -> Result<PrefillState, EngineError> {
-        let chunk = if interleave {
-            self.seq.req.num_batch.max(1)
-        } else {
-            self.solo_chunk
-        };
+        let chunk = self.chunk(interleave);
         let total = self.seq.history.len();
         let before = self.seq.cached.len();
         if self.seq.reply.is_closed() {
@@ -216,6 +212,65 @@ impl Prefill {
                 return Ok(PrefillState::More);
             }
         }
+    }
+
+    /// Prompt tokens still to evaluate.
+    pub(crate) fn remaining(&self) -> usize {
+        self.seq.history.len().saturating_sub(self.seq.cached.len())
+    }
+
+    /// Tokens one turn may evaluate for this request: `num_batch` while other requests decode
+    /// (they get a step between chunks), else `max(num_batch, prefill_chunk)`.
+    pub(crate) fn chunk(&self, interleave: bool) -> usize {
+        if interleave {
+            self.seq.req.num_batch.max(1)
+        } else {
+            self.solo_chunk
+        }
+    }
+
+    /// The client went away.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.seq.reply.is_closed()
+    }
+
+    /// Its caches (one sequence, holding the `cached` tokens).
+    pub(crate) fn caches(&self) -> &[KvCache] {
+        &self.caches
+    }
+
+    /// Line the rest of the prompt up for a grouped chunk of `len` columns that ends with its
+    /// last token ([`crate::prefill_group`]): the chunk's spare room first re-evaluates the
+    /// last cached positions (the cache is cut back by as many), then, once nothing cached is
+    /// left, starts with fillers (left padding). Returns the fillers' count and the chunk's
+    /// token ids, fillers included (id 0).
+    pub(crate) fn line_up(&mut self, len: usize) -> (i32, Vec<i32>) {
+        let rest = self.remaining();
+        let again = self.seq.cached.len().min(len.saturating_sub(rest));
+        let keep = self.seq.cached.len() - again;
+        self.caches.iter_mut().for_each(|c| c.truncate(keep as i32));
+        self.seq.cached.truncate(keep);
+        self.reused = self.reused.min(keep);
+        let fill = len.saturating_sub(rest + again);
+        let mut ids = vec![0; fill];
+        ids.extend(self.seq.history[keep..].iter().map(|&t| t as i32));
+        (fill as i32, ids)
+    }
+
+    /// The decode state after a grouped chunk evaluated the whole prompt in `spent`; the
+    /// group holds the caches and logits.
+    pub(crate) fn into_grouped(self, spent: Duration) -> Sequence {
+        let Prefill {
+            mut seq,
+            reused,
+            spent: before,
+            ..
+        } = self;
+        seq.cached.clone_from(&seq.history);
+        seq.stats.prompt_eval = before + spent;
+        seq.stats.prompt_eval_count = (seq.history.len() - reused) as u64;
+        seq.decode_start = Instant::now();
+        seq
     }
 
     /// The decode state, its caches and the last prompt position's logits.

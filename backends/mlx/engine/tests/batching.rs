@@ -128,6 +128,52 @@ fn concurrent_greedy_requests_decode_token_for_token_as_they_do_alone() {
 }
 
 #[test]
+fn requests_waiting_together_prefill_as_one_group_and_decode_as_they_do_alone() {
+    let Some(path) = model_path() else { return };
+    // No prefix cache: the prompts are evaluated for real (only the live cache of the previous
+    // request can serve one of them a prefix, so the group mixes fresh and continuing rows).
+    let e = Engine::start(EngineConfig {
+        num_parallel: 4,
+        prefix_cache_bytes: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let want: Vec<_> = PROMPTS
+        .iter()
+        .map(|p| alone(&e, request(&path, p, 16, greedy())))
+        .collect();
+    let before = e.batch_stats();
+    assert_eq!(
+        before.prefill_groups, 0,
+        "one request at a time never groups"
+    );
+    let got = together(
+        &e,
+        PROMPTS
+            .iter()
+            .map(|p| request(&path, p, 16, greedy()))
+            .collect(),
+    );
+    for (i, ((text, done, ..), (want_text, want_ids))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            done.context.as_ref(),
+            Some(want_ids),
+            "request {i}: token ids"
+        );
+        assert_eq!(text, want_text, "request {i}: text");
+        assert!(
+            done.stats.prompt_eval_count > 0,
+            "request {i}: prompt tokens evaluated"
+        );
+    }
+    let after = e.batch_stats();
+    assert!(
+        after.prefill_groups > before.prefill_groups && after.grouped_rows >= 2,
+        "requests that waited together were prefilled as a group: {after:?}"
+    );
+}
+
+#[test]
 fn seeded_sampling_gives_the_same_text_inside_a_batch_as_alone() {
     let Some(path) = model_path() else { return };
     let e = engine(3);
