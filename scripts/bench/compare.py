@@ -265,7 +265,7 @@ def run(a):
     workloads = [(f"prefill-{p}", p, 1) for p in a.prefill] + [(f"decode-{a.decode}", 16, a.decode)]
     names = list(engines)
     results = {n: {w[0]: [] for w in workloads} for n in names}
-    tag = 1000
+    tag = a.tag
     # Warm-up: one short run each (loads models, JIT paths).
     for n in names:
         engines[n](prompt(8, tag), 2, a.seed)
@@ -360,6 +360,8 @@ def main():
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--stream-tokens", type=int, default=24)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--tag", type=int, default=1000,
+                   help="first prompt tag: runs against one server with different tags share no prefix")
     p.add_argument("--baseline", default="ollmlx")
     run(p.parse_args())
 
