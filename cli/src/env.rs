@@ -331,6 +331,13 @@ impl Env {
         }
     }
 
+    /// `OLLMLX_BATCH_WINDOW_MS` (ollmlx only): how long an idle engine that batches
+    /// (`OLLAMA_NUM_PARALLEL` > 1) waits for the rest of a burst of requests so that their
+    /// prompts are prefilled together; default 3 ms, 0 turns it off.
+    pub fn batch_window(&self) -> Duration {
+        Duration::from_millis(self.uint("OLLMLX_BATCH_WINDOW_MS", 3))
+    }
+
     /// `OLLAMA_MAX_LOADED_MODELS` (0 = automatic).
     pub fn max_loaded_models(&self) -> u64 {
         self.uint("OLLAMA_MAX_LOADED_MODELS", 0)

@@ -125,8 +125,9 @@ fn local_backend(env: &Env) -> StoreBackend {
 }
 
 /// The engine's limits from Ollama's variables (keep-alive, loaded models, queue depth,
-/// parallel sequences, KV-cache type), `OLLMLX_MEMORY_LIMIT` (the memory budget) and
-/// `OLLMLX_PROMPT_LOOKUP` (prompt-lookup speculative decoding).
+/// parallel sequences, KV-cache type), `OLLMLX_MEMORY_LIMIT` (the memory budget),
+/// `OLLMLX_PROMPT_LOOKUP` (prompt-lookup speculative decoding) and `OLLMLX_BATCH_WINDOW_MS`
+/// (how long an idle batching engine gathers a burst).
 fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
     let keep = env.keep_alive();
     let default_keep_alive = if keep >= crate::env::FOREVER {
@@ -146,6 +147,7 @@ fn engine_config(env: &Env) -> ollmlx_mlx::EngineConfig {
         num_parallel: env.num_parallel().max(1) as usize,
         memory_limit: env.memory_limit(),
         prompt_lookup: env.prompt_lookup(),
+        admit_window: env.batch_window(),
         // f16 (default), q8_0, q4_0: MLX-quantized KV; unknown values fall back to f16.
         kv_cache_type: env.kv_cache_type(),
         ..ollmlx_mlx::EngineConfig::default()
@@ -269,7 +271,12 @@ mod tests {
             ollmlx_mlx::LookupPolicy::Greedy,
             "unset: temperature-0 requests"
         );
-        let off = engine_config(&Env::from_pairs([("OLLMLX_PROMPT_LOOKUP", "false")]));
+        assert_eq!(d.admit_window, std::time::Duration::from_millis(3));
+        let off = engine_config(&Env::from_pairs([
+            ("OLLMLX_PROMPT_LOOKUP", "false"),
+            ("OLLMLX_BATCH_WINDOW_MS", "0"),
+        ]));
         assert_eq!(off.prompt_lookup, ollmlx_mlx::LookupPolicy::Off);
+        assert!(off.admit_window.is_zero());
     }
 }

@@ -63,6 +63,10 @@ pub struct EngineConfig {
     /// ([`crate::lookup`]; `OLLMLX_PROMPT_LOOKUP`). Off by default here; `ollmlx serve` uses
     /// [`LookupPolicy::Greedy`] unless told otherwise.
     pub prompt_lookup: LookupPolicy,
+    /// How long an idle engine that batches (`num_parallel` > 1) waits, after a generation
+    /// arrives, for more of the same burst, so that their prompts are prefilled as one group
+    /// (`OLLMLX_BATCH_WINDOW_MS`). Zero by default here; see `ollmlx serve` for its default.
+    pub admit_window: Duration,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +83,7 @@ impl Default for EngineConfig {
             num_parallel: 1,
             memory_limit: None,
             prompt_lookup: LookupPolicy::Off,
+            admit_window: Duration::ZERO,
         }
     }
 }

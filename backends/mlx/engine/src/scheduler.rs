@@ -73,6 +73,18 @@ enum Job {
 
 const INTERNAL_ERROR: &str = "internal error in the MLX engine; the model was unloaded";
 
+/// Queue a command as a job (or note the shutdown: work queued before it still runs).
+fn intake(cmd: Command, waiting: &mut VecDeque<Job>, stopping: &mut bool) {
+    match cmd {
+        Command::Generate(req, reply) => {
+            waiting.push_back(Job::Generate(req, reply, Instant::now()))
+        }
+        Command::Embed(job, reply) => waiting.push_back(Job::Embed(job, reply)),
+        Command::Unload(name, reply) => waiting.push_back(Job::Unload(name, reply)),
+        Command::Shutdown => *stopping = true,
+    }
+}
+
 impl EngineThread {
     /// The scheduler loop: take commands (blocking only when idle), admit queued jobs in
     /// arrival order between decode steps, step the running batch, expire idle models.
@@ -95,16 +107,11 @@ impl EngineThread {
                 }
             };
             while let Some(cmd) = next {
-                match cmd {
-                    Command::Generate(req, reply) => {
-                        waiting.push_back(Job::Generate(req, reply, Instant::now()))
-                    }
-                    Command::Embed(job, reply) => waiting.push_back(Job::Embed(job, reply)),
-                    Command::Unload(name, reply) => waiting.push_back(Job::Unload(name, reply)),
-                    // Work queued before the shutdown still runs to the end.
-                    Command::Shutdown => stopping = true,
-                }
+                intake(cmd, &mut waiting, &mut stopping);
                 next = rx.try_recv().ok();
+            }
+            if !busy && !stopping {
+                self.gather_burst(&rx, &mut waiting, &mut stopping);
             }
             self.dispatch(&mut waiting, &mut batch);
             if let Some(b) = batch.as_mut() {
@@ -119,6 +126,39 @@ impl EngineThread {
             c.running.store(running, Ordering::Relaxed);
             c.queued.store(waiting.len(), Ordering::Relaxed);
             c.peak.fetch_max(running, Ordering::Relaxed);
+        }
+    }
+
+    /// An idle engine that batches and was just handed a generation waits up to
+    /// `admit_window` for the rest of a burst (clients that send together arrive a few
+    /// milliseconds apart), so that their prompts are prefilled as one group
+    /// ([`crate::prefill_group`]) instead of the first one alone. Stops early once a batch's
+    /// worth is waiting.
+    fn gather_burst(
+        &self,
+        rx: &mpsc::Receiver<Command>,
+        waiting: &mut VecDeque<Job>,
+        stopping: &mut bool,
+    ) {
+        let parallel = self.config.num_parallel;
+        let window = self.config.admit_window;
+        if parallel < 2 || window.is_zero() {
+            return;
+        }
+        let generations =
+            |w: &VecDeque<Job>| w.iter().filter(|j| matches!(j, Job::Generate(..))).count();
+        if generations(waiting) == 0 {
+            return;
+        }
+        let until = Instant::now() + window;
+        while generations(waiting) < parallel && !*stopping {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            match rx.recv_timeout(left) {
+                Ok(cmd) => intake(cmd, waiting, stopping),
+                Err(_) => break,
+            }
         }
     }
 

@@ -174,6 +174,44 @@ fn requests_waiting_together_prefill_as_one_group_and_decode_as_they_do_alone() 
 }
 
 #[test]
+fn an_idle_engine_waits_its_batch_window_so_a_burst_prefills_as_one_group() {
+    let Some(path) = model_path() else { return };
+    // One request, then three more 10 ms later: without a window the first one is prefilled
+    // alone (the engine starts at once) and the other three as a group; with a 200 ms window
+    // the engine gathers all four first.
+    for (window_ms, grouped) in [(0u64, 3u64), (200, 4)] {
+        let e = Engine::start(EngineConfig {
+            num_parallel: 4,
+            prefix_cache_bytes: 0,
+            admit_window: std::time::Duration::from_millis(window_ms),
+            ..Default::default()
+        })
+        .unwrap();
+        // Load the model first, so the burst meets an idle engine with the model resident.
+        let _ = alone(&e, request(&path, "Hi", 1, greedy()));
+        let before = e.batch_stats();
+        let first = submit(&e, request(&path, PROMPTS[0], 4, greedy()));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let rest: Vec<Rx> = PROMPTS[1..]
+            .iter()
+            .map(|p| submit(&e, request(&path, p, 4, greedy())))
+            .collect();
+        for rx in std::iter::once(first).chain(rest) {
+            drain(rx);
+        }
+        let after = e.batch_stats();
+        assert_eq!(
+            (
+                after.prefill_groups - before.prefill_groups,
+                after.grouped_rows - before.grouped_rows
+            ),
+            (1, grouped),
+            "window {window_ms} ms"
+        );
+    }
+}
+
+#[test]
 fn seeded_sampling_gives_the_same_text_inside_a_batch_as_alone() {
     let Some(path) = model_path() else { return };
     let e = engine(3);
