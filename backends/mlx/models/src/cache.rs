@@ -663,6 +663,28 @@ mod tests {
         let (k, _) = back.update(&e, &e).unwrap();
         assert_eq!(k.shape(), &[1, 1, 2, 32]);
         assert!((k.contiguous().unwrap().as_slice::<f32>()[0] - 10.0).abs() < 0.1);
+
+        // Grouped with an empty quantized row: its columns are zero-filled in every packed
+        // buffer and the chunk lands after each row's own positions.
+        let mut g = KvCache::group(&[&row(2, 0.0), &KvCache::with_quant(q)], &[0, 1]).unwrap();
+        assert_eq!(
+            (g.rows(), g.offset(), g.padding()),
+            (2, 2, Some(&[0, 3][..]))
+        );
+        let n = Array::from_slice(&[20.0f32; 2 * 2 * 32], &[2, 1, 2, 32]);
+        let (k, _) = g.update(&n, &n).unwrap();
+        assert_eq!(k.shape(), &[2, 1, 4, 32]);
+        let k = k.contiguous().unwrap();
+        let k = k.as_slice::<f32>();
+        assert!(
+            (k[2 * 32] - 20.0).abs() < 0.2,
+            "row 0's chunk follows its 2 positions"
+        );
+        assert!(
+            (k[4 * 32 + 3 * 32] - 20.0).abs() < 0.2,
+            "row 1's real token ends it"
+        );
+        assert_eq!((g.row_len(0), g.row_len(1)), (4, 1));
     }
 
     #[test]
