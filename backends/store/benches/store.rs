@@ -263,7 +263,7 @@ async fn timed_pull(dir: &Path, model: &str, cfg: PullConfig, digest: &str) -> R
 
 /// `rounds` interleaved rounds of: network-only GET, network+disk GET, pull; best of each.
 async fn compare(
-    what: &str,
+    what: String,
     mb: usize,
     rounds: usize,
     (host, path, n): (&str, &str, usize),
@@ -387,18 +387,17 @@ async fn main() {
         .unwrap_or(3);
 
     // Pulls into a fresh store versus plain GETs from the same server into the same directory.
-    let full = compare(
-        "registry pull",
-        mb,
-        rounds,
-        (
-            &reg.fake.host(),
-            &format!("/v2/library/m/blobs/{wdigest}"),
-            n,
-        ),
-        (&model, cfg(), &wdigest),
-    )
-    .await;
+    let (host, blob) = (reg.fake.host(), format!("/v2/library/m/blobs/{wdigest}"));
+    let registry_pull = |what: String| {
+        compare(
+            what,
+            mb,
+            rounds,
+            (&host, &blob, n),
+            (&model, cfg(), &wdigest),
+        )
+    };
+    let full = registry_pull("registry pull".into()).await;
     // The same over bandwidth-limited links (a real registry is on the other side of a
     // network): `STORE_BENCH_LINK_MBS="125 250 500"` (MB/s: 1, 2 and 4 Gbit/s).
     let links: Vec<f64> = std::env::var("STORE_BENCH_LINK_MBS")
@@ -408,18 +407,7 @@ async fn main() {
         .collect();
     for rate in links {
         *reg.link.lock().unwrap() = Some(Link::new(rate));
-        compare(
-            &format!("registry pull over a {rate} MB/s link,"),
-            mb,
-            rounds,
-            (
-                &reg.fake.host(),
-                &format!("/v2/library/m/blobs/{wdigest}"),
-                n,
-            ),
-            (&model, cfg(), &wdigest),
-        )
-        .await;
+        registry_pull(format!("registry pull over a {rate} MB/s link,")).await;
         *reg.link.lock().unwrap() = None;
     }
     if std::env::var_os("STORE_BENCH_PULL_ONLY").is_some() {
@@ -462,7 +450,7 @@ async fn main() {
         ..cfg()
     };
     compare(
-        "hf pull",
+        "hf pull".into(),
         mb,
         rounds,
         (&cdn.host(), &format!("/lfs/{}", &sha(&st)[7..]), st.len()),
