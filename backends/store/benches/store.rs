@@ -4,7 +4,8 @@
 //! only; the same GET written to a file in the store's directory = network + disk; plus that
 //! file's fsync), resume overhead after a cut, and `list`/`show` latency with 200 models through
 //! `StoreBackend`. Run: `cargo bench -p ollmlx-store --bench store` (`STORE_BENCH_MB`, default
-//! 1024; `STORE_BENCH_LINK_MBS` adds the registry comparison over bandwidth-limited links).
+//! 1024; `STORE_BENCH_LINK_MBS` adds the registry and Hugging Face comparisons over
+//! bandwidth-limited links).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,7 +43,39 @@ struct Reg {
     weights: Bytes,
     cut: Arc<AtomicBool>,
     /// When set, the weights are served through this link (a bandwidth-limited network).
-    link: Arc<Mutex<Option<Arc<Link>>>>,
+    link: LinkSlot,
+}
+
+/// The link a fake server currently sends its large bodies through (`None`: unlimited).
+type LinkSlot = Arc<Mutex<Option<Arc<Link>>>>;
+
+/// `r` sent through the link in `slot`, when one is set (shared-buffer bodies only).
+fn through(slot: &LinkSlot, r: Reply) -> Reply {
+    match (r, slot.lock().unwrap().clone()) {
+        (
+            Reply::Shared {
+                status,
+                headers,
+                body,
+            },
+            Some(link),
+        ) => Reply::Paced {
+            status,
+            headers,
+            body,
+            link,
+        },
+        (r, _) => r,
+    }
+}
+
+/// Link rates to measure over (`STORE_BENCH_LINK_MBS`, MB/s).
+fn link_rates() -> Vec<f64> {
+    std::env::var("STORE_BENCH_LINK_MBS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
 }
 
 /// Registry serving `library/m:<any tag>` with `weights` as the model layer; while `cut` is
@@ -64,7 +97,7 @@ async fn registry(weights: Vec<u8>) -> Reg {
     );
     let (wsha, csha) = (sha(&weights), sha(&config));
     let cut = Arc::new(AtomicBool::new(false));
-    let link: Arc<Mutex<Option<Arc<Link>>>> = Arc::default();
+    let link: LinkSlot = Arc::default();
     let (w, c2, l2) = (weights.clone(), cut.clone(), link.clone());
     let fake = serve(Arc::new(move |s: &Seen| {
         if s.uri.contains("/manifests/") {
@@ -94,22 +127,7 @@ async fn registry(weights: Vec<u8>) -> Reg {
                     };
                 }
             }
-            return match (r, l2.lock().unwrap().clone()) {
-                (
-                    Reply::Shared {
-                        status,
-                        headers,
-                        body,
-                    },
-                    Some(link),
-                ) => Reply::Paced {
-                    status,
-                    headers,
-                    body,
-                    link,
-                },
-                (r, _) => r,
-            };
+            return through(&l2, r);
         }
         if s.uri.ends_with(&csha) {
             return ranged(s, &config);
@@ -312,7 +330,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// A fake Hugging Face Hub serving one MLX repo `u/big` whose `model.safetensors` (an LFS file)
 /// holds one U8 tensor of `n` bytes, redirecting LFS downloads to a fake CDN.
-async fn hub(n: usize) -> (Fake, Fake, Bytes) {
+async fn hub(n: usize) -> (Fake, Fake, Bytes, LinkSlot) {
     let header = format!(
         r#"{{"__metadata__":{{"format":"mlx"}},"model.embed_tokens.weight":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#
     );
@@ -321,11 +339,12 @@ async fn hub(n: usize) -> (Fake, Fake, Bytes) {
     st.extend(data(n, 7));
     let st = Bytes::from(st);
     let st_hex = sha(&st)[7..].to_string();
+    let link: LinkSlot = Arc::default();
     let cdn = {
-        let (st, st_hex) = (st.clone(), st_hex.clone());
+        let (st, st_hex, link) = (st.clone(), st_hex.clone(), link.clone());
         serve(Arc::new(move |s: &Seen| {
             if s.uri.starts_with(&format!("/lfs/{st_hex}")) {
-                return ranged_shared(s, &st);
+                return through(&link, ranged_shared(s, &st));
             }
             Reply::status(404, "")
         }))
@@ -366,7 +385,7 @@ async fn hub(n: usize) -> (Fake, Fake, Bytes) {
         }
     }))
     .await;
-    (hub, cdn, st)
+    (hub, cdn, st, link)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -400,12 +419,7 @@ async fn main() {
     let full = registry_pull("registry pull".into()).await;
     // The same over bandwidth-limited links (a real registry is on the other side of a
     // network): `STORE_BENCH_LINK_MBS="125 250 500"` (MB/s: 1, 2 and 4 Gbit/s).
-    let links: Vec<f64> = std::env::var("STORE_BENCH_LINK_MBS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    for rate in links {
+    for rate in link_rates() {
         *reg.link.lock().unwrap() = Some(Link::new(rate));
         registry_pull(format!("registry pull over a {rate} MB/s link,")).await;
         *reg.link.lock().unwrap() = None;
@@ -444,19 +458,27 @@ async fn main() {
     drop(reg);
 
     // Hugging Face pull: listing, small files, then the LFS file through the fake CDN.
-    let (hub, cdn, st) = hub(n).await;
-    let c = PullConfig {
-        hf_endpoint: hub.url(),
-        ..cfg()
+    let (hub, cdn, st, link) = hub(n).await;
+    let (cdn_host, lfs, digest) = (cdn.host(), format!("/lfs/{}", &sha(&st)[7..]), sha(&st));
+    let hf_pull = |what: String| {
+        let c = PullConfig {
+            hf_endpoint: hub.url(),
+            ..cfg()
+        };
+        compare(
+            what,
+            mb,
+            rounds,
+            (&cdn_host, &lfs, st.len()),
+            ("hf.co/u/big", c, &digest),
+        )
     };
-    compare(
-        "hf pull".into(),
-        mb,
-        rounds,
-        (&cdn.host(), &format!("/lfs/{}", &sha(&st)[7..]), st.len()),
-        ("hf.co/u/big", c, &sha(&st)),
-    )
-    .await;
+    hf_pull("hf pull".into()).await;
+    for rate in link_rates() {
+        *link.lock().unwrap() = Some(Link::new(rate));
+        hf_pull(format!("hf pull over a {rate} MB/s link to the CDN,")).await;
+        *link.lock().unwrap() = None;
+    }
 
     // list/show with 200 models (tiny GGUF weights) through StoreBackend.
     let small = registry(tiny_gguf()).await;
