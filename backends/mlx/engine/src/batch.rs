@@ -174,9 +174,7 @@ impl Batch {
         out.extend(gone.into_iter().map(|p| Left::from_prefill(*p, Ok(None))));
         self.joining = waiting;
         let interleave = !self.rows.is_empty();
-        let group = self.joining.front().map_or(0, |p| {
-            crate::prefill_group::group_len(&self.joining, p.chunk(interleave))
-        });
+        let group = crate::prefill_group::group_len(&self.joining, interleave);
         if group >= 2 {
             let members: Vec<Prefill> = self.joining.drain(..group).map(|p| *p).collect();
             self.last_group = group;

@@ -10,7 +10,7 @@
 //! A row shorter than the longest fills its spare columns first by evaluating again the end of
 //! its own cached prefix (its cache is cut back by as many), then, once nothing cached is left,
 //! with fillers that are left padding. So a group costs what a chunk of rows × the longest
-//! remaining prompt costs, and that is bounded by the same budget as a chunk (`num_batch` while
+//! remaining prompt costs, and that is bounded by every member's chunk (`num_batch` while
 //! other rows decode, the solo prefill chunk otherwise): the decoding rows wait no longer for
 //! a group than for one newcomer's chunk. One forward pass over a group reads the weights
 //! once for all of its rows, which is where the time goes for short prompts.
@@ -26,17 +26,19 @@ use crate::error::EngineError;
 use crate::sequence::{Prefill, Sequence};
 
 /// How many requests from the front of `joining` prefill together: the longest run whose
-/// whole remaining prompts fit `budget` tokens counted as rows × the longest of them. 0 when
-/// fewer than two fit (the front one then prefills on its own, chunk by chunk).
-pub(crate) fn group_len(joining: &VecDeque<Box<Prefill>>, budget: usize) -> usize {
-    let (mut rows, mut longest) = (0, 0);
+/// whole remaining prompts fit one turn, counted as rows × the longest of them, within every
+/// member's own chunk ([`Prefill::chunk`]: `num_batch` while rows decode). 0 when fewer than
+/// two fit (the front one then prefills on its own, chunk by chunk).
+pub(crate) fn group_len(joining: &VecDeque<Box<Prefill>>, interleave: bool) -> usize {
+    let (mut rows, mut longest, mut budget) = (0, 0, usize::MAX);
     for p in joining {
         let rest = p.remaining();
         let len = longest.max(rest);
-        if rest == 0 || len * (rows + 1) > budget {
+        let cap = budget.min(p.chunk(interleave));
+        if rest == 0 || len * (rows + 1) > cap {
             break;
         }
-        (rows, longest) = (rows + 1, len);
+        (rows, longest, budget) = (rows + 1, len, cap);
     }
     if rows >= 2 {
         rows
