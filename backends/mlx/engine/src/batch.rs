@@ -190,7 +190,7 @@ impl Batch {
             match p.advance(m, interleave) {
                 Ok(PrefillState::Ready) => {
                     let (seq, caches, logits) = p.into_running()?;
-                    self.join(m, vec![*seq], caches, logits)?;
+                    self.join(m, vec![seq], caches, logits)?;
                 }
                 Ok(PrefillState::More) => self.joining.push_front(p),
                 Ok(PrefillState::Cancelled) => out.push(Left::from_prefill(*p, Ok(None))),

@@ -75,7 +75,10 @@ pub(crate) fn run(
         Ok((caches, logits)) => {
             let spent: Duration = t.elapsed();
             Ok(Grouped {
-                seqs: members.into_iter().map(|p| p.into_grouped(spent)).collect(),
+                seqs: members
+                    .into_iter()
+                    .map(|p| p.into_decoding(spent))
+                    .collect(),
                 caches,
                 logits,
             })

@@ -257,9 +257,10 @@ impl Prefill {
         (fill as i32, ids)
     }
 
-    /// The decode state after a grouped chunk evaluated the whole prompt in `spent`; the
-    /// group holds the caches and logits.
-    pub(crate) fn into_grouped(self, spent: Duration) -> Sequence {
+    /// The decode state once the whole prompt is in, `spent` more having gone into evaluating
+    /// it (a grouped chunk, whose group holds the caches and logits; zero for
+    /// [`Prefill::into_running`]).
+    pub(crate) fn into_decoding(self, spent: Duration) -> Sequence {
         let Prefill {
             mut seq,
             reused,
@@ -274,21 +275,13 @@ impl Prefill {
     }
 
     /// The decode state, its caches and the last prompt position's logits.
-    pub(crate) fn into_running(self) -> Result<(Box<Sequence>, Vec<KvCache>, Array), EngineError> {
-        let Prefill {
-            mut seq,
-            caches,
-            logits,
-            reused,
-            spent,
-            ..
-        } = self;
-        let logits =
-            logits.ok_or_else(|| EngineError::InvalidRequest("nothing to evaluate".into()))?;
-        seq.stats.prompt_eval = spent;
-        seq.stats.prompt_eval_count = (seq.history.len() - reused) as u64;
-        seq.decode_start = Instant::now();
-        Ok((Box::new(seq), caches, logits))
+    pub(crate) fn into_running(mut self) -> Result<(Sequence, Vec<KvCache>, Array), EngineError> {
+        let logits = self
+            .logits
+            .take()
+            .ok_or_else(|| EngineError::InvalidRequest("nothing to evaluate".into()))?;
+        let caches = std::mem::take(&mut self.caches);
+        Ok((self.into_decoding(Duration::ZERO), caches, logits))
     }
 
     /// The request and what its caches hold, when it stops before decoding.
