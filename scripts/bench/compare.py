@@ -137,7 +137,9 @@ def worker(kind, model, threads):
         import mlx.core as mx
         from mlx_lm import load, stream_generate
         from mlx_lm.sample_utils import make_sampler
-        mx.set_default_device(mx.cpu)
+        # The CPU comparison pins mlx-lm to the CPU; cuda.sh sets COMPARE_MLX_DEVICE=gpu.
+        dev = os.environ.get("COMPARE_MLX_DEVICE", "cpu")
+        mx.set_default_device(mx.gpu if dev == "gpu" else mx.cpu)
         m, tok = load(model)
         sampler = make_sampler(temp=0.0)
 
@@ -159,7 +161,7 @@ def worker(kind, model, threads):
                 r["server_prefill_tps"] = last.prompt_tps
                 r["server_decode_tps"] = last.generation_tps
             return r
-        info = {"mlx": mx.__version__}
+        info = {"mlx": mx.__version__, "device": str(mx.default_device())}
     elif kind == "llamacpp":
         import llama_cpp
         llm = llama_cpp.Llama(model_path=model, n_threads=threads, n_threads_batch=threads,

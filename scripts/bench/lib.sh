@@ -22,7 +22,8 @@ trap bench_cleanup EXIT
 # unless OLLMLX_PROMPT_LOOKUP says otherwise: the engines compared do not speculate, so the
 # ratios compare decoding itself), and mlx_lm.server on
 # $PORT_MLX serving checkpoint $1 (any further arguments: environment assignments for it, such
-# as LD_PRELOAD=...); returns when both answer.
+# as LD_PRELOAD=...); returns when both answer. MLX_SERVER_CMD replaces the venv's
+# mlx_lm.server (cuda_bundle.sh: `python3 -m mlx_lm server`).
 bench_start_servers() {
   local ckpt="$1"
   shift
@@ -33,7 +34,7 @@ bench_start_servers() {
     "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
   PIDS+=($!)
   echo "== starting mlx_lm.server on :$PORT_MLX ${*:-}"
-  env "$@" "$VENV/bin/mlx_lm.server" --model "$ckpt" --host 127.0.0.1 --port "$PORT_MLX" \
+  env "$@" ${MLX_SERVER_CMD:-"$VENV/bin/mlx_lm.server"} --model "$ckpt" --host 127.0.0.1 --port "$PORT_MLX" \
     >"$OUT/mlx_server.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 600); do
