@@ -10,8 +10,12 @@
 //! the step that ended them ([`Left`]), without stalling the others.
 //!
 //! When every row decodes greedily on the device, step t+1 is scheduled (`async_eval`) before
-//! step t's tokens are read, so the host's per-token work (detokenizing, stop strings, sending)
-//! overlaps the next forward pass; a single request runs exactly this way. Rows that sample on
+//! step t's tokens are read, so the host's per-token work (detokenizing, stop strings, sending,
+//! building and launching the next graph) overlaps the next forward pass; a single request runs
+//! exactly this way. Step t's tokens (the argmax of its logits) are scheduled together with the
+//! forward pass that produced those logits, never inside step t+1's graph: MLX signals every
+//! array of one evaluation when the whole evaluation ends, so a token computed inside step
+//! t+1's graph could only be read once step t+1 had finished, and nothing would overlap. Rows that sample on
 //! the host (temperature, penalties, `format`, logprobs) need their logits first, so a batch with
 //! any of them steps synchronously. Each row keeps its own sampler, seed, stop strings and
 //! history, so what a row produces does not depend on its neighbours: a greedy row yields the
@@ -59,6 +63,9 @@ pub(crate) struct Batch {
     caches: Vec<KvCache>,
     /// Logits (`[rows, 1, vocab]`, possibly still being computed) the next tokens come from.
     logits: Option<Array>,
+    /// The rows' greedy tokens from `logits` (`[rows, 1]` argmax), scheduled with them, when
+    /// the step that made `logits` computed them ahead; `None` otherwise.
+    chosen: Option<Array>,
     steps: usize,
     /// Requests evaluating their prompts, in arrival order: the front one chunk per turn
     /// while rows decode, or several at once as a group.
@@ -82,6 +89,7 @@ impl Batch {
             rows: Vec::new(),
             caches: Vec::new(),
             logits: None,
+            chosen: None,
             steps: 0,
             joining: VecDeque::new(),
             last_rows: 0,
@@ -120,6 +128,7 @@ impl Batch {
         caches: Vec<KvCache>,
         logits: Array,
     ) -> Result<(), EngineError> {
+        self.chosen = None;
         if self.spec {
             // The speculating row has not fed its last token yet: feed it, back to logits.
             self.spec = false;
@@ -154,6 +163,7 @@ impl Batch {
     pub(crate) fn drain(&mut self) -> Vec<Sequence> {
         self.caches.clear();
         self.logits = None;
+        self.chosen = None;
         self.spec = false;
         let mut all = std::mem::take(&mut self.rows);
         all.extend(self.joining.drain(..).map(|p| p.into_parts().0));
@@ -296,15 +306,25 @@ impl Batch {
         let spec_next =
             self.rows.len() == 1 && self.joining.is_empty() && self.rows[0].wants_draft(m);
         let all_device = self.rows.iter().all(|r| r.device_greedy) && !spec_next;
-        let chosen = argmax_axis(&logits, -1, false)?; // [rows, 1]
+        let chosen = match self.chosen.take() {
+            Some(c) => c,
+            None => {
+                // Its own evaluation, so that reading it waits for these logits only, not
+                // for the step scheduled below.
+                let c = argmax_axis(&logits, -1, false)?; // [rows, 1]
+                mlx_rs::transforms::async_eval([&c])?;
+                c
+            }
+        };
         let mut ahead = None;
         let picks: Vec<Result<Option<u32>, EngineError>> = if all_device {
             if !self.rows.iter().all(|r| r.next_is_last()) {
                 let l = m
                     .model
                     .forward(&chosen, &mut self.caches, LogitsMode::Last)?;
-                mlx_rs::transforms::async_eval([&l])?;
-                ahead = Some(l);
+                let next = argmax_axis(&l, -1, false)?;
+                mlx_rs::transforms::async_eval([&l, &next])?;
+                ahead = Some((l, next));
             }
             tokens(&chosen)?.into_iter().map(|t| Ok(Some(t))).collect()
         } else {
@@ -406,8 +426,11 @@ impl Batch {
             }
             self.rows = keep.iter().filter_map(|&i| rows[i].take()).collect();
             self.logits = Some(match ahead {
-                Some(l) if all => l,
-                Some(l) => {
+                Some((l, next)) if all => {
+                    self.chosen = Some(next);
+                    l
+                }
+                Some((l, _)) => {
                     let idx: Vec<i32> = keep.iter().map(|&i| i as i32).collect();
                     l.take_axis(Array::from_slice(&idx, &[idx.len() as i32]), 0)?
                 }
