@@ -67,6 +67,9 @@ async fn tools_on_a_model_without_tools_get_upstreams_400_and_format_logprobs_fl
         "properties": {"name": {"type": "string"}, "capital": {"type": "string"},
                        "population": {"type": "integer"}},
         "required": ["name", "capital", "population"]})));
+    // Without a penalty this 135M model's answer keeps adding properties (the schema allows
+    // them) until the token limit; the classic 1.1 lets it close the object.
+    req.options.repeat_penalty = Some(1.1);
     req.logprobs = true;
     req.top_logprobs = 2;
     let mut s = backend.generate(req).await.unwrap();

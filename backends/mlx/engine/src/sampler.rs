@@ -53,7 +53,9 @@ impl Default for SamplerConfig {
             min_p: 0.0,
             typical_p: 1.0,
             repeat_last_n: 64,
-            repeat_penalty: 1.1,
+            // Ollama's `DefaultOptions` (1.0 since it stopped penalizing by default): a
+            // temperature-0 request with no options is plain greedy, picked on the device.
+            repeat_penalty: 1.0,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
@@ -378,6 +380,29 @@ mod tests {
         for _ in 0..50 {
             assert_ne!(s.sample(&mut [5.0, 4.9, -3.0], &[]), 2);
         }
+    }
+
+    #[test]
+    fn defaults_are_ollamas_so_temperature_zero_alone_is_plain_greedy() {
+        let d = SamplerConfig::default();
+        assert_eq!(
+            (d.temperature, d.top_k, d.top_p, d.min_p, d.typical_p),
+            (0.8, 40, 0.9, 0.0, 1.0)
+        );
+        assert_eq!(
+            (
+                d.repeat_last_n,
+                d.repeat_penalty,
+                d.presence_penalty,
+                d.frequency_penalty
+            ),
+            (64, 1.0, 0.0, 0.0)
+        );
+        assert!(SamplerConfig {
+            temperature: 0.0,
+            ..d
+        }
+        .is_plain_greedy());
     }
 
     #[test]
