@@ -15,13 +15,14 @@
 //! exactly this way. Step t's tokens (the argmax of its logits) are scheduled together with the
 //! forward pass that produced those logits, never inside step t+1's graph: MLX signals every
 //! array of one evaluation when the whole evaluation ends, so a token computed inside step
-//! t+1's graph could only be read once step t+1 had finished, and nothing would overlap. Rows that sample on
-//! the host (temperature, penalties, `format`, logprobs) need their logits first, so a batch with
-//! any of them steps synchronously. Each row keeps its own sampler, seed, stop strings and
+//! t+1's graph could only be read once step t+1 had finished, and nothing would overlap. Rows
+//! that sample on the host (temperature, penalties, `format`, logprobs) need their logits
+//! first, so a batch with any of them steps synchronously. Each row keeps its own sampler, seed, stop strings and
 //! history, so what a row produces does not depend on its neighbours: a greedy row yields the
 //! tokens it yields alone.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::argmax_axis;
@@ -79,6 +80,59 @@ pub(crate) struct Batch {
     /// Speculative decoding: the single row's last token is not fed yet (no `logits`); the
     /// next step is a draft-and-verify round ([`crate::speculative::step`]).
     spec: bool,
+    /// Where the host's time per decode step goes, logged at debug level.
+    timing: StepTiming,
+    /// Greedy rows decode one step ahead ([`pipelined`]).
+    pipelined: bool,
+}
+
+/// Whether greedy rows decode one step ahead: yes unless `OLLMLX_PIPELINE=0` (for A/B runs).
+/// On a GPU a step is host-bound, so building and launching step t+1 while the device runs
+/// step t is where the time goes; on the 2-core CPU one step at a time measured the same
+/// within noise (docs/performance.md §2.6).
+fn pipelined() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("OLLMLX_PIPELINE").as_deref() != Ok("0"))
+}
+
+/// Host time of pipelined decode steps, split by phase: building step t+1's graph, handing
+/// it to MLX (`async_eval`: on a GPU this encodes and launches its kernels), waiting for step
+/// t's tokens, and the per-token work (detokenize, stop strings, send). Summed over
+/// [`StepTiming::EVERY`] steps, then logged (`OLLAMA_DEBUG=1`) and reset.
+#[derive(Default)]
+struct StepTiming {
+    steps: u32,
+    rows: usize,
+    build: Duration,
+    submit: Duration,
+    wait: Duration,
+    host: Duration,
+}
+
+impl StepTiming {
+    const EVERY: u32 = 128;
+
+    fn add(&mut self, rows: usize, [build, submit, wait, host]: [Duration; 4]) {
+        self.steps += 1;
+        self.rows += rows;
+        self.build += build;
+        self.submit += submit;
+        self.wait += wait;
+        self.host += host;
+        if self.steps == Self::EVERY {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(self.steps);
+            tracing::debug!(
+                steps = self.steps,
+                rows = self.rows as f64 / f64::from(self.steps),
+                build_ms = ms(self.build),
+                submit_ms = ms(self.submit),
+                wait_ms = ms(self.wait),
+                host_ms = ms(self.host),
+                "decode step timing (per step)"
+            );
+            *self = StepTiming::default();
+        }
+    }
 }
 
 impl Batch {
@@ -96,6 +150,8 @@ impl Batch {
             last_group: 0,
             last_drafts: (0, 0),
             spec: false,
+            timing: StepTiming::default(),
+            pipelined: pipelined(),
         }
     }
 
@@ -317,13 +373,17 @@ impl Batch {
             }
         };
         let mut ahead = None;
+        let t0 = Instant::now();
+        let (mut t1, mut t2) = (t0, t0);
         let picks: Vec<Result<Option<u32>, EngineError>> = if all_device {
-            if !self.rows.iter().all(|r| r.next_is_last()) {
+            if self.pipelined && !self.rows.iter().all(|r| r.next_is_last()) {
                 let l = m
                     .model
                     .forward(&chosen, &mut self.caches, LogitsMode::Last)?;
                 let next = argmax_axis(&l, -1, false)?;
+                t1 = Instant::now();
                 mlx_rs::transforms::async_eval([&l, &next])?;
+                t2 = Instant::now();
                 ahead = Some((l, next));
             }
             tokens(&chosen)?.into_iter().map(|t| Ok(Some(t))).collect()
@@ -344,6 +404,7 @@ impl Batch {
                 })
                 .collect()
         };
+        let t3 = Instant::now();
         if ahead.is_some() {
             for (r, p) in self.rows.iter_mut().zip(&picks) {
                 if let Ok(Some(t)) = p {
@@ -377,6 +438,11 @@ impl Batch {
                 Ok(Flow::Cancelled) => left.push((i, Ok(None))),
                 Err(e) => left.push((i, Err(e))),
             }
+        }
+        if ahead.is_some() {
+            let rows = self.rows.len();
+            self.timing
+                .add(rows, [t1 - t0, t2 - t1, t3 - t2, t3.elapsed()]);
         }
 
         // Each leaving or shifting row takes its own (unpadded, evaluated) caches along, so the
