@@ -174,3 +174,35 @@ pub mod packed {
         api().map_or(0, |api| unsafe { (api.count)() }.max(0) as usize)
     }
 }
+
+/// Graph inspection for the engine's tools (the `decode_graph` example): the graph that
+/// evaluating `outputs` would run, as Graphviz text, one `label` per node.
+pub mod graph {
+    use std::ffi::CString;
+    use std::path::Path;
+
+    /// Write `outputs`' graph to `path` with `mlx_export_to_dot`. The arrays stay owned by
+    /// the caller.
+    pub fn export_dot(outputs: &[super::mlx_array], path: &Path) -> Result<(), String> {
+        let c_path =
+            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: C stdio and mlx-c calls on handles created and released here; the vector
+        // takes its own references to the caller's arrays.
+        unsafe {
+            let f = super::fopen(c_path.as_ptr(), c"w".as_ptr());
+            if f.is_null() {
+                return Err(format!("cannot open {}", path.display()));
+            }
+            let vec = super::mlx_vector_array_new_data(outputs.as_ptr(), outputs.len());
+            let namer = super::mlx_node_namer_new();
+            let rc = super::mlx_export_to_dot(f, namer, vec);
+            super::mlx_node_namer_free(namer);
+            super::mlx_vector_array_free(vec);
+            super::fclose(f);
+            if rc != 0 {
+                return Err("mlx_export_to_dot failed".into());
+            }
+        }
+        Ok(())
+    }
+}
