@@ -247,6 +247,8 @@ def run(a):
     engines = {}
     if a.ollmlx:
         engines["ollmlx"] = lambda t, n, s: ollmlx_job(a.ollmlx, a.ollmlx_model, t, n, s)
+    if a.ollmlx_base:
+        engines["ollmlx-base"] = lambda t, n, s: ollmlx_job(a.ollmlx_base, a.ollmlx_model, t, n, s)
     if a.mlx_server:
         engines["mlx_lm.server"] = lambda t, n, s: mlxserver_job(a.mlx_server, a.mlx_model, t, n, s)
     workers = []
@@ -284,10 +286,19 @@ def run(a):
                 print(f"round {rnd + 1} {wname:12s} {n:22s} ttft {r['ttft_ms'] or 0:8.0f} ms  "
                       f"prefill {r['prefill_tps'] or 0:7.1f}  decode {r['decode_tps'] or 0:6.2f} tok/s",
                       file=sys.stderr, flush=True)
-    conc = {}
-    for n in [x for x in names if x in ("ollmlx", "mlx_lm.server")]:
-        conc[n] = []
-        for c in a.concurrency:
+    servers = [x for x in names if x in ("ollmlx", "ollmlx-base", "mlx_lm.server")]
+    if a.warm_streams:
+        # Untimed: the first batch of each size compiles kernels on a GPU (MLX's JIT, whose
+        # disk cache the servers share, so without this whoever runs a size first pays).
+        for n in servers:
+            for c in sorted({c for c in a.concurrency if c <= a.warm_streams} | {a.warm_streams}):
+                concurrent(engines[n], c, 32, a.stream_tokens, a.seed, tag)
+                tag += c
+    conc = {n: [] for n in servers}
+    for i, c in enumerate(a.concurrency if servers else []):
+        # Rotated like the rounds above, so no server always goes first.
+        k = i % len(servers)
+        for n in servers[k:] + servers[:k]:
             r = concurrent(engines[n], c, 32, a.stream_tokens, a.seed, tag)
             tag += c
             conc[n].append(r)
@@ -348,6 +359,9 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--ollmlx", help="ollmlx base URL")
     p.add_argument("--ollmlx-model", default="smollm2")
+    p.add_argument("--ollmlx-base", help="a second ollmlx (an A/B baseline build), same model name")
+    p.add_argument("--warm-streams", type=int, default=0,
+                   help="untimed concurrent warm-up (1, 2 and N streams) before the sweep")
     p.add_argument("--mlx-server", help="mlx_lm.server base URL")
     p.add_argument("--mlx-model", help="MLX checkpoint directory")
     p.add_argument("--gguf")

@@ -12,6 +12,9 @@
 #   scripts/bench/cuda_bundle.sh run DIR    # SHAPES="smollm2-135m smollm2-1.7b" ROUNDS=3
 #                                           # PYTHON=python3 COMPARE_ARGS=...
 #
+# A/B of two builds: put the baseline binary at DIR/ollmlx-base; `run` then serves it too (its
+# own port and store) and compare.py times it as `ollmlx-base` in the same interleaved rounds.
+#
 # The ollmlx binary is the ordinary Linux build: it links `libmlx.so` of MLX 0.32.2 by name, and
 # `run` puts the CUDA wheel's library first on the search path, so the same binary runs on the
 # GPU (it reports the device in /api/ps and its log). No weights travel: `run` writes
@@ -95,7 +98,8 @@ for w in sys.argv[2:]:
   CARD="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | xargs)"
   local slug
   slug="$(printf '%s' "$CARD" | tr -c 'A-Za-z0-9._-' '-' | tr -s '-')"
-  OLLMLX="$DIR/ollmlx"
+  OLLMLX="${OLLMLX:-$DIR/ollmlx}"
+  local base="${OLLMLX_BASE:-$DIR/ollmlx-base}" port_base="${PORT_BASE:-11513}"
   VENV=/nonexistent
   MLX_SERVER_CMD="$py -m mlx_lm server"
   PORT_OLLMLX="${PORT_OLLMLX:-11511}"
@@ -112,6 +116,21 @@ for w in sys.argv[2:]:
     mkdir -p "$OUT"
     bench_start_servers "$ckpt"
     bench_create_model "$ckpt"
+    local ab=()
+    if [ -x "$base" ]; then
+      echo "== starting the baseline build on :$port_base"
+      rm -rf "$OUT/store-base"
+      OLLAMA_MODELS="$OUT/store-base" OLLAMA_HOST="127.0.0.1:$port_base" OLLAMA_KEEP_ALIVE=30m \
+        OLLAMA_NUM_PARALLEL="$PARALLEL" OLLMLX_PROMPT_LOOKUP="${OLLMLX_PROMPT_LOOKUP:-0}" \
+        "$base" serve >"$OUT/ollmlx-base.log" 2>&1 &
+      PIDS+=($!)
+      for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$port_base/" >/dev/null 2>&1 && break
+        sleep 0.2
+      done
+      OLLAMA_HOST="127.0.0.1:$port_base" "$base" create smollm2 -f "$OUT/Modelfile" >/dev/null
+      ab=(--ollmlx-base "http://127.0.0.1:$port_base")
+    fi
     curl -sf "http://127.0.0.1:$PORT_OLLMLX/api/generate" \
       -d '{"model":"smollm2","prompt":"Why is the sky blue?","stream":false,"options":{"num_predict":16}}' \
       >"$OUT/first_answer.json"
@@ -131,7 +150,7 @@ for w in sys.argv[2:]:
       --out "$OUT/compare.json" --rounds "$rounds" \
       --ollmlx "http://127.0.0.1:$PORT_OLLMLX" --ollmlx-model smollm2 \
       --mlx-server "http://127.0.0.1:$PORT_MLX" --mlx-model "$ckpt" \
-      $args | tee "$OUT/compare.md"
+      --warm-streams "${WARM_STREAMS:-0}" "${ab[@]}" $args | tee "$OUT/compare.md"
     bench_cleanup
     PIDS=()
     sleep 1
