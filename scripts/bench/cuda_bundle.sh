@@ -118,12 +118,7 @@ for w in sys.argv[2:]:
     bench_create_model "$ckpt"
     local ab=()
     if [ -x "$base" ]; then
-      echo "== starting the baseline build on :$port_base"
-      rm -rf "$OUT/store-base"
-      OLLAMA_MODELS="$OUT/store-base" OLLAMA_HOST="127.0.0.1:$port_base" OLLAMA_KEEP_ALIVE=30m \
-        OLLAMA_NUM_PARALLEL="$PARALLEL" OLLMLX_PROMPT_LOOKUP="${OLLMLX_PROMPT_LOOKUP:-0}" \
-        "$base" serve >"$OUT/ollmlx-base.log" 2>&1 &
-      PIDS+=($!)
+      bench_serve_ollmlx "$base" "$port_base" store-base
       for _ in $(seq 1 100); do
         curl -sf "http://127.0.0.1:$port_base/" >/dev/null 2>&1 && break
         sleep 0.2

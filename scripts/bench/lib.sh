@@ -18,6 +18,20 @@ PIDS=()
 bench_cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap bench_cleanup EXIT
 
+# `ollmlx serve` of binary $1 on port $2 with a fresh store $OUT/$3 and log $OUT/ollmlx-$3.log
+# (`store`: $OUT/ollmlx.log), in the background (prompt-lookup speculation off unless
+# OLLMLX_PROMPT_LOOKUP says otherwise).
+bench_serve_ollmlx() {
+  local log="$OUT/ollmlx-$3.log"
+  [ "$3" = store ] && log="$OUT/ollmlx.log"
+  echo "== starting $1 on :$2 (fresh store in $OUT/$3)"
+  rm -rf "${OUT:?}/$3"
+  OLLAMA_MODELS="$OUT/$3" OLLAMA_HOST="127.0.0.1:$2" OLLAMA_KEEP_ALIVE=30m \
+    OLLAMA_NUM_PARALLEL="$PARALLEL" OLLMLX_PROMPT_LOOKUP="${OLLMLX_PROMPT_LOOKUP:-0}" \
+    "$1" serve >"$log" 2>&1 &
+  PIDS+=($!)
+}
+
 # `ollmlx serve` on $PORT_OLLMLX with a fresh store in $OUT/store (prompt-lookup speculation off
 # unless OLLMLX_PROMPT_LOOKUP says otherwise: the engines compared do not speculate, so the
 # ratios compare decoding itself), and mlx_lm.server on
@@ -27,12 +41,7 @@ trap bench_cleanup EXIT
 bench_start_servers() {
   local ckpt="$1"
   shift
-  echo "== starting ollmlx on :$PORT_OLLMLX (fresh store in $OUT/store)"
-  rm -rf "$OUT/store"
-  OLLAMA_MODELS="$OUT/store" OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" OLLAMA_KEEP_ALIVE=30m \
-    OLLAMA_NUM_PARALLEL="$PARALLEL" OLLMLX_PROMPT_LOOKUP="${OLLMLX_PROMPT_LOOKUP:-0}" \
-    "$OLLMLX" serve >"$OUT/ollmlx.log" 2>&1 &
-  PIDS+=($!)
+  bench_serve_ollmlx "$OLLMLX" "$PORT_OLLMLX" store
   echo "== starting mlx_lm.server on :$PORT_MLX ${*:-}"
   env "$@" ${MLX_SERVER_CMD:-"$VENV/bin/mlx_lm.server"} --model "$ckpt" --host 127.0.0.1 --port "$PORT_MLX" \
     >"$OUT/mlx_server.log" 2>&1 &
