@@ -17,9 +17,9 @@
 //! array of one evaluation when the whole evaluation ends, so a token computed inside step
 //! t+1's graph could only be read once step t+1 had finished, and nothing would overlap. Rows
 //! that sample on the host (temperature, penalties, `format`, logprobs) need their logits
-//! first, so a batch with any of them steps synchronously. Each row keeps its own sampler, seed, stop strings and
-//! history, so what a row produces does not depend on its neighbours: a greedy row yields the
-//! tokens it yields alone.
+//! first, so a batch with any of them steps synchronously. Each row keeps its own sampler,
+//! seed, stop strings and history, so what a row produces does not depend on its neighbours: a
+//! greedy row yields the tokens it yields alone.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
