@@ -147,14 +147,37 @@ pub enum StepPositions {
 
 impl StepPositions {
     /// Positions of `l` new tokens appended to `cache`.
+    ///
+    /// Every layer of a step asks with the same padding, offset and rows, so a padded batch's
+    /// offsets and mask are built once per step and shared by the layers (on a GPU each is an
+    /// upload), not once per layer: the arrays are a function of that key alone.
     pub fn of(cache: &KvCache, l: i32) -> Self {
-        match cache.padding() {
-            Some(_) => StepPositions::Rows {
-                offsets: cache.row_offsets(),
-                mask: cache.batch_mask(l),
-            },
-            None => StepPositions::Scalar(cache.offset()),
+        type Key = (Vec<i32>, i32, usize, i32);
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(Key, Array, Array)>> =
+                const { std::cell::RefCell::new(None) };
         }
+        let Some(pad) = cache.padding() else {
+            return StepPositions::Scalar(cache.offset());
+        };
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            let fresh = match last.as_ref() {
+                Some(((p, o, r, n), _, _)) => {
+                    p.as_slice() != pad || *o != cache.offset() || *r != cache.rows() || *n != l
+                }
+                None => true,
+            };
+            if fresh {
+                let key = (pad.to_vec(), cache.offset(), cache.rows(), l);
+                *last = Some((key, cache.row_offsets(), cache.batch_mask(l)));
+            }
+            let (_, offsets, mask) = last.as_ref().expect("just set");
+            StepPositions::Rows {
+                offsets: offsets.clone(),
+                mask: mask.clone(),
+            }
+        })
     }
 
     /// Rotate `x` (`[B, H, L, D]`) for these positions.
@@ -177,6 +200,51 @@ impl StepPositions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn padded(rows: &[i32]) -> KvCache {
+        let parts: Vec<KvCache> = rows
+            .iter()
+            .map(|&n| {
+                let mut c = KvCache::default();
+                let kv = Array::from_slice(&vec![0.5f32; (2 * n * 4) as usize], &[1, 2, n, 4]);
+                c.update(&kv, &kv).unwrap();
+                c
+            })
+            .collect();
+        KvCache::stack(&parts.iter().collect::<Vec<_>>()).unwrap()
+    }
+
+    fn parts(p: &StepPositions) -> (Vec<i32>, Vec<bool>, usize) {
+        match p {
+            StepPositions::Rows { offsets, mask } => (
+                offsets.as_slice::<i32>().to_vec(),
+                mask.as_slice::<bool>().to_vec(),
+                // Where the values live: one buffer when the arrays are shared.
+                offsets.as_slice::<i32>().as_ptr() as usize,
+            ),
+            StepPositions::Scalar(_) => panic!("a padded cache gives per-row positions"),
+        }
+    }
+
+    #[test]
+    fn layers_of_one_step_share_one_set_of_positions_and_another_step_gets_its_own() {
+        // Two layers' caches of the same padded batch: the second asks for the same arrays.
+        let (a, b) = (padded(&[3, 5]), padded(&[3, 5]));
+        let (oa, ma, ha) = parts(&StepPositions::of(&a, 1));
+        let (ob, mb, hb) = parts(&StepPositions::of(&b, 1));
+        assert_eq!((oa.clone(), ma.clone()), (ob, mb));
+        assert_eq!(ha, hb, "the same array, not a second copy");
+        assert_eq!(oa, vec![3, 5]);
+        assert_eq!(ma, (a.batch_mask(1).as_slice::<bool>()).to_vec());
+        // A different batch (other padding) gets its own, correct, arrays.
+        let c = padded(&[5, 2]);
+        let (oc, mc, _) = parts(&StepPositions::of(&c, 1));
+        assert_eq!(oc, vec![5, 2]);
+        assert_eq!(mc, c.batch_mask(1).as_slice::<bool>().to_vec());
+        // And so does a second new position count on the first batch.
+        let (_, m2, _) = parts(&StepPositions::of(&a, 2));
+        assert_eq!(m2, a.batch_mask(2).as_slice::<bool>().to_vec());
+    }
 
     #[test]
     fn llama3_scaling_keeps_high_frequencies_and_stretches_low_ones() {
