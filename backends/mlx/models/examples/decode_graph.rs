@@ -3,25 +3,27 @@
 //! On a GPU every node is host work (and most are kernel launches) per generated token, so
 //! this is the per-token overhead to keep down; compare with the reference engine's graph for
 //! the same checkpoint (scripts/bench/decode_graph_ref.py).
-//! `cargo run --release -p ollmlx-models --example decode_graph -- <model> [prompt] [gpu|cpu] [dot]`
-//! (`gpu`: the GPU's weight layout and dtype, built here whatever the device; `dot`: a Graphviz
-//! file of the step).
+//! `cargo run --release -p ollmlx-models --example decode_graph -- <model> [prompt] [gpu|cpu]
+//! [rows] [dot]` (`gpu`: the GPU's weight layout and dtype, built here whatever the device;
+//! `rows`: a padded batch of that many sequences with prompts of different lengths, as
+//! continuous batching decodes them; `dot`: a Graphviz file of the step).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use mlx_rs::Array;
-use ollmlx_models::{load, LoadOptions, LogitsMode};
+use ollmlx_models::{load, KvCache, LoadOptions, LogitsMode};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next().map(PathBuf::from) else {
         return eprintln!(
-            "usage: decode_graph <model dir | gguf> [prompt tokens] [gpu|cpu] [out.dot]"
+            "usage: decode_graph <model dir | gguf> [prompt tokens] [gpu|cpu] [rows] [out.dot]"
         );
     };
     let l: i32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(64);
     let gpu_layout = args.next().is_some_and(|s| s == "gpu");
+    let rows: i32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     let dot = args.next();
     let loaded = match load(&path, LoadOptions::for_device(!gpu_layout)) {
         Ok(m) => m,
@@ -29,19 +31,27 @@ fn main() {
     };
     let model = loaded.model;
     let vocab = model.info().vocab_size;
-    let ids: Vec<i32> = (0..l).map(|i| (i * 7919 + 11) % vocab).collect();
-    let mut caches = model.new_caches();
-    let logits = model
-        .forward(
-            &Array::from_slice(&ids, &[1, l]),
-            &mut caches,
-            LogitsMode::Last,
-        )
-        .and_then(|x| x.eval().map(|_| x).map_err(Into::into));
-    let logits = match logits {
-        Ok(x) => x,
-        Err(e) => return eprintln!("prefill: {e}"),
-    };
+    // Row r's prompt is l - 3r tokens long, so rows after the first are left-padded.
+    let mut per_row: Vec<Vec<KvCache>> = Vec::new();
+    let mut firsts = Vec::new();
+    for r in 0..rows {
+        let n = (l - 3 * r).max(1);
+        let ids: Vec<i32> = (0..n).map(|i| (i * 7919 + 11 + r) % vocab).collect();
+        let mut caches = model.new_caches();
+        let tokens = Array::from_slice(&ids, &[1, n]);
+        match model.forward(&tokens, &mut caches, LogitsMode::Last) {
+            Ok(x) => firsts.push(x),
+            Err(e) => return eprintln!("prefill: {e}"),
+        }
+        per_row.push(caches);
+    }
+    let caches: Vec<KvCache> = (0..per_row[0].len())
+        .map(|layer| {
+            let parts: Vec<&KvCache> = per_row.iter().map(|c| &c[layer]).collect();
+            KvCache::stack(&parts).expect("stack")
+        })
+        .collect();
+    let logits = mlx_rs::ops::concatenate(&firsts, 0).expect("concatenate");
     let token = mlx_rs::ops::indexing::argmax_axis(&logits, -1, false).expect("argmax");
     token.eval().expect("eval");
 
@@ -76,7 +86,8 @@ fn main() {
         }
     }
     println!(
-        "{} layout, prompt {l}: {nodes} nodes in one decode step, graph built in {build_ms:.3} ms",
+        "{} layout, {rows} row(s), prompt {l}: {nodes} nodes in one decode step, graph built \
+         in {build_ms:.3} ms",
         if gpu_layout { "gpu" } else { "cpu" }
     );
     let mut top: Vec<_> = kinds.into_iter().collect();
