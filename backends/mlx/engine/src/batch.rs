@@ -82,8 +82,6 @@ pub(crate) struct Batch {
     spec: bool,
     /// Where the host's time per decode step goes, logged at debug level.
     timing: StepTiming,
-    /// Greedy rows decode one step ahead ([`pipelined`]).
-    pipelined: bool,
 }
 
 /// Whether greedy rows decode one step ahead: yes unless `OLLMLX_PIPELINE=0` (for A/B runs).
@@ -151,7 +149,6 @@ impl Batch {
             last_drafts: (0, 0),
             spec: false,
             timing: StepTiming::default(),
-            pipelined: pipelined(),
         }
     }
 
@@ -362,21 +359,22 @@ impl Batch {
         let spec_next =
             self.rows.len() == 1 && self.joining.is_empty() && self.rows[0].wants_draft(m);
         let all_device = self.rows.iter().all(|r| r.device_greedy) && !spec_next;
-        let chosen = match self.chosen.take() {
+        let scheduled = self.chosen.take();
+        let fresh = scheduled.is_none();
+        let chosen = match scheduled {
             Some(c) => c,
-            None => {
-                // Its own evaluation, so that reading it waits for these logits only, not
-                // for the step scheduled below.
-                let c = argmax_axis(&logits, -1, false)?; // [rows, 1]
-                mlx_rs::transforms::async_eval([&c])?;
-                c
-            }
+            None => argmax_axis(&logits, -1, false)?, // [rows, 1]
         };
         let mut ahead = None;
         let t0 = Instant::now();
         let (mut t1, mut t2) = (t0, t0);
         let picks: Vec<Result<Option<u32>, EngineError>> = if all_device {
-            if self.pipelined && !self.rows.iter().all(|r| r.next_is_last()) {
+            if pipelined() && !self.rows.iter().all(|r| r.next_is_last()) {
+                if fresh {
+                    // Its own evaluation, so that reading it waits for these logits only,
+                    // not for the step scheduled below.
+                    mlx_rs::transforms::async_eval([&chosen])?;
+                }
                 let l = m
                     .model
                     .forward(&chosen, &mut self.caches, LogitsMode::Last)?;
@@ -496,9 +494,14 @@ impl Batch {
                     self.chosen = Some(next);
                     l
                 }
-                Some((l, _)) => {
+                Some((l, next)) => {
                     let idx: Vec<i32> = keep.iter().map(|&i| i as i32).collect();
-                    l.take_axis(Array::from_slice(&idx, &[idx.len() as i32]), 0)?
+                    let idx = Array::from_slice(&idx, &[idx.len() as i32]);
+                    // Scheduled now, so the next step reads it without waiting for itself.
+                    let kept = next.take_axis(&idx, 0)?;
+                    mlx_rs::transforms::async_eval([&kept])?;
+                    self.chosen = Some(kept);
+                    l.take_axis(idx, 0)?
                 }
                 None => {
                     let ids: Vec<i32> = keep.iter().map(|&i| next[i] as i32).collect();
