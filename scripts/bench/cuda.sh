@@ -81,13 +81,7 @@ curl -sf "http://127.0.0.1:$PORT_OLLMLX/api/generate" -d '{"model":"smollm2"}' >
 
 echo "== machine"
 {
-  echo "date: $(date -u +%FT%TZ)"
-  echo "card: $CARD"
-  if [ "$VARIANT" != cpu ]; then
-    echo "driver / memory: $(nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader | head -1)"
-    echo "nvidia-smi: $(nvidia-smi | sed -n 3p | tr -s ' ')"
-  fi
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+  bench_machine_lines
   echo "mlx wheel: $WHEEL; mlx (python) default device: $("$VENV/bin/python" -c 'import mlx.core as m; print(m.__version__, m.default_device())')"
   echo "ollmlx device (/api/ps): $(curl -sf "http://127.0.0.1:$PORT_OLLMLX/api/ps" | tr -d '\n' | head -c 400)"
   echo "weights: $CKPT (dtype $DTYPE${Q:+, $Q-bit})"

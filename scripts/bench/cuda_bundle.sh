@@ -130,11 +130,7 @@ for w in sys.argv[2:]:
       -d '{"model":"smollm2","prompt":"Why is the sky blue?","stream":false,"options":{"num_predict":16}}' \
       >"$OUT/first_answer.json"
     {
-      echo "date: $(date -u +%FT%TZ)"
-      echo "card: $CARD"
-      echo "driver / memory: $(nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader | head -1)"
-      echo "nvidia-smi: $(nvidia-smi | sed -n 3p | tr -s ' ')"
-      echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+      bench_machine_lines
       echo "mlx wheels: mlx, mlx-cuda-13, mlx-lm $MLX_VERSION; python $("$py" -c 'import sys; print(sys.version.split()[0])')"
       echo "ollmlx device (/api/ps): $(curl -sf "http://127.0.0.1:$PORT_OLLMLX/api/ps" | tr -d '\n' | head -c 400)"
       echo "ollmlx first answer: $(head -c 300 "$OUT/first_answer.json")"

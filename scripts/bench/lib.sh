@@ -60,3 +60,15 @@ bench_create_model() {
   printf 'FROM %s\n' "$1" >"$OUT/Modelfile"
   OLLAMA_HOST="127.0.0.1:$PORT_OLLMLX" "$OLLMLX" create smollm2 -f "$OUT/Modelfile" >/dev/null
 }
+
+# The lines of machine.txt both GPU scripts write first: date, card ($CARD), the NVIDIA driver
+# and memory (when nvidia-smi is there), the CPU.
+bench_machine_lines() {
+  echo "date: $(date -u +%FT%TZ)"
+  echo "card: $CARD"
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    echo "driver / memory: $(nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader | head -1)"
+    echo "nvidia-smi: $(nvidia-smi | sed -n 3p | tr -s ' ')"
+  fi
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+}
